@@ -1,0 +1,131 @@
+"""The backtest runner: wire data, strategy, pipeline and simulated exchange from config.
+
+This is the composition root for ``mode=backtest``: the one place that knows the
+framework, the simulator, the data catalog and the report together.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from app.data_source import PreparedData, prepare
+from app.strategy_loader import build_params, load_strategy
+from framework.events import to_fixed
+from framework.journal import JournalHasher, JournalWriter
+from framework.report import format_summary, write_report
+from framework.state import Counter, PipelineSpec, allocate, reject_reason_names
+from sim.backtest import Backtest, BacktestResult, Strategy
+from sim.exchange import allocate_exchange
+from sim.loop import allocate_loop
+from sim.models import SIM_PARAMS_DTYPE
+
+PROGRESS_MIN_ROWS = 2_000_000
+"""Show a progress bar only for runs long enough to need one."""
+
+
+def sim_params(cfg: DictConfig) -> np.ndarray:
+    """Build the simulator's parameter record from ``sim`` and ``report`` config."""
+    lat = cfg.sim.latency
+    prm = np.zeros(1, SIM_PARAMS_DTYPE)
+    prm["latency_model"] = lat.model.value
+    prm["seed"] = lat.seed
+    for channel in ("feed", "order", "response"):
+        base = int(lat[f"{channel}_ns"])
+        jitter = float(lat[f"{channel}_jitter_ns"])
+        if base < 0 or jitter < 0:
+            raise ValueError(f"sim.latency.{channel}_ns/_jitter_ns: must be >= 0, got {base}, {jitter}")
+        prm[f"{channel}_ns"] = base
+        prm[f"{channel}_jitter_ns"] = jitter
+    prm["maker_fee_rate"] = cfg.sim.fees.maker_rate
+    prm["taker_fee_rate"] = cfg.sim.fees.taker_rate
+    prm["fill_model"] = cfg.sim.fill.model.value
+    prm["equity_interval_ns"] = cfg.report.sample_interval_ns
+    return prm
+
+
+def pipeline_spec(cfg: DictConfig, n_instruments: int) -> PipelineSpec:
+    """Build the pipeline's sizes and risk limits from config (whole units -> fixed point)."""
+    risk = cfg.risk
+    for key in ("max_order_size", "max_position", "price_collar"):
+        if risk[key] < 0:
+            raise ValueError(f"risk.{key}: must be >= 0, got {risk[key]}")
+    return PipelineSpec(
+        n_instruments=n_instruments,
+        order_capacity=cfg.sim.order_capacity,
+        initial_capital=cfg.initial_capital,
+        max_order_size=(to_fixed(risk.max_order_size),),
+        max_position=(to_fixed(risk.max_position),),
+        price_collar=(float(risk.price_collar),),
+    )
+
+
+def build_backtest(cfg: DictConfig, data: PreparedData, journal: JournalWriter | JournalHasher | None) -> Backtest:
+    """Allocate every part of a backtest for ``cfg`` over ``data``."""
+    module = load_strategy(cfg.strategy.name)
+    params = build_params(module.Params, OmegaConf.to_container(cfg.strategy.params, resolve=True))
+    sparams, sstate = module.make(params, data.instruments)
+    spec = pipeline_spec(cfg, max(data.instruments.values()) + 1)
+    prm = sim_params(cfg)
+    rng = np.array([cfg.sim.latency.seed], np.int64)
+    exchange = allocate_exchange(spec.n_instruments, spec.order_capacity, prm, rng,
+                                 report_capacity=cfg.sim.queue_capacity)
+    loop = allocate_loop(spec.order_capacity, 64, queue_capacity=cfg.sim.queue_capacity, journal=journal is not None)
+    return Backtest(allocate(spec), exchange, loop, Strategy(module.on_event, sparams, sstate), journal)
+
+
+def counters_of(bt: Backtest) -> dict[str, int]:
+    """Flatten the pipeline's counters and rejections by reason for the report."""
+    c = {name.lower(): int(v) for name, v in zip(Counter._fields, bt.p.counters)}
+    names = reject_reason_names()
+    for code, n in enumerate(bt.p.reject_counts):
+        if n and code in names:
+            c[f"rejected_{names[code].lower()}"] = int(n)
+    c["orders"] = c["orders_submitted"]
+    c["rejections"] = c["rejects_risk"] + c["rejects_venue"]
+    return c
+
+
+def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
+    """Run one backtest, write its report into ``out_dir`` and print a summary."""
+    t0 = time.perf_counter()
+    data = prepare(cfg.data)
+    journal: JournalWriter | JournalHasher | None = None
+    if cfg.journal:
+        journal = JournalWriter(out_dir / "journal.bin", {"strategy": cfg.strategy.name, "data": data.description})
+    bt = build_backtest(cfg, data, journal)
+    chunks = data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)
+    show = bool(cfg.progress) and sys.stderr.isatty() and data.n_rows >= PROGRESS_MIN_ROWS
+    try:
+        with tqdm(total=data.n_rows, unit="ev", unit_scale=True, disable=not show, desc="backtest") as bar:
+            result: BacktestResult = bt.run(chunks, progress=bar.update)
+    except BaseException:
+        if isinstance(journal, JournalWriter):
+            journal.abort()
+        raise
+    counters = counters_of(bt)
+    meta = {
+        "strategy": cfg.strategy.name,
+        "data": data.description,
+        "journal_hash": result.journal_hash,
+        "events_processed": result.n_events,
+        "pipeline_inputs": result.n_inputs,
+        "elapsed_seconds": time.perf_counter() - t0,
+        "loop_seconds": result.loop_seconds,
+        "loop_events_per_second": result.n_inputs / result.loop_seconds if result.loop_seconds > 0 else 0.0,
+    }
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    instruments = {iid: sym for sym, iid in data.instruments.items()}
+    metrics = write_report(
+        out_dir, result.equity, result.fills, counters, instruments, meta,
+        initial_capital=cfg.initial_capital, sample_interval_ns=cfg.report.sample_interval_ns,
+        calendar=cfg.report.calendar,
+    )
+    print(format_summary(metrics))
+    print(f"report: {out_dir}")
+    return metrics

@@ -1,0 +1,140 @@
+"""Configuration schemas: typed dataclasses that Hydra validates every run against.
+
+One dataclass per config group. Hydra merges the YAML files in ``conf/`` onto these
+schemas, so a wrong type or an unknown key fails at start with the full key, the
+value and what was expected, before anything runs. Units are in the names: ``_ns``
+for nanoseconds, ``_rate`` for fractions of notional; sizes and prices are in whole
+units of the instrument (converted to fixed point by the runner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+class LatencyModelName(Enum):
+    constant = 0
+    random = 1
+
+
+class FillModelName(Enum):
+    touch = 0
+    through = 1
+
+
+class DataSource(Enum):
+    synthetic = 0
+    file = 1
+    catalog = 2
+
+
+@dataclass
+class ModeConfig:
+    name: str = "backtest"
+
+
+@dataclass
+class LatencyConfig:
+    model: LatencyModelName = LatencyModelName.constant
+    feed_ns: int = 0
+    order_ns: int = 0
+    response_ns: int = 0
+    feed_jitter_ns: float = 0.0
+    order_jitter_ns: float = 0.0
+    response_jitter_ns: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class FeesConfig:
+    maker_rate: float = 0.0
+    taker_rate: float = 0.0
+
+
+@dataclass
+class FillConfig:
+    model: FillModelName = FillModelName.touch
+
+
+@dataclass
+class SimConfig:
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    fees: FeesConfig = field(default_factory=FeesConfig)
+    fill: FillConfig = field(default_factory=FillConfig)
+    order_capacity: int = 4096
+    queue_capacity: int = 16384
+
+
+@dataclass
+class RiskConfig:
+    max_order_size: float = 10.0
+    max_position: float = 10.0
+    price_collar: float = 0.05
+
+
+@dataclass
+class StrategyConfig:
+    name: str = "sma_crossover"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SyntheticConfig:
+    start: str = "2024-01-01"
+    days: int = 1
+    trades_per_day: int = 200_000
+    quotes_per_trade: float = 2.0
+    initial_price: float = 100.0
+    lot_size: float = 1.0
+    annual_volatility: float = 0.4
+    seed: int = 0
+
+
+@dataclass
+class FileConfig:
+    path: str = ""
+    format: str = ""
+
+
+@dataclass
+class DataConfig:
+    source: DataSource = DataSource.synthetic
+    symbol: str = "SYNTH"
+    tick_size: float = 0.01
+    kinds: list[str] = field(default_factory=lambda: ["quote", "trade"])
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    files: list[FileConfig] = field(default_factory=list)
+    catalog_root: str = "data/catalog"
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass
+class ReportConfig:
+    sample_interval_ns: int = 60_000_000_000
+    calendar: str = "24/7"
+
+
+@dataclass
+class RunConfig:
+    mode: ModeConfig = field(default_factory=ModeConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    initial_capital: float = 1_000_000.0
+    chunk_rows: int = 1_000_000
+    journal: bool = False
+    progress: bool = True
+    objective: str = "sharpe"
+
+
+def register_configs() -> None:
+    """Register the schemas so that ``conf/config.yaml`` can name ``schema`` in its defaults."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=RunConfig)

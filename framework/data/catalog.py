@@ -1,0 +1,483 @@
+"""A Parquet catalog of market data, partitioned by kind, symbol and UTC date.
+
+Layout::
+
+    root/instruments.json                      {symbol: {"id": int, ...metadata}}
+    root/<kind>/<SYMBOL>/<YYYY-MM-DD>.parquet  one UTC day of one kind of one symbol
+
+``kind`` is one of ``trade``, ``quote``, ``book``, ``bar``. A file holds the columns of
+``KIND_DTYPES[kind]`` with their exact integer types, minus ``instrument_id`` (the
+path names the symbol, the registry its id) and minus ``kind`` (the path names it),
+except for ``book``, whose records are either BOOK_DELTA or BOOK_SNAPSHOT and so keep
+their ``kind`` column. Rows are sorted by ``ts_event`` (stably, so same-time records
+keep their input order) and split into row groups, so a reader never holds more than
+a row group of one file per stream. Every file is written to a temporary name in its
+own directory and then renamed over the target, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from framework.events import EVENT_DTYPE, KIND_DTYPES, EventKind
+
+KINDS: tuple[str, ...] = ("trade", "quote", "book", "bar")
+"""Kinds of market data a catalog stores."""
+
+_KIND_CODE = {"trade": EventKind.TRADE, "quote": EventKind.QUOTE, "bar": EventKind.BAR}
+_DAY_NS = 86_400_000_000_000
+_DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
+_ARROW_TYPES = {"<i8": pa.int64(), "<i4": pa.int32(), "|u1": pa.uint8(), "|i1": pa.int8()}
+_WORDS = EVENT_DTYPE.itemsize // 8
+_WORD = {name: off // 8 for name, (fmt, off) in EVENT_DTYPE.fields.items() if fmt == np.dtype("<i8")}
+"""Int64 fields by their 8-byte word in a record; the byte fields share header word 2."""
+_HEADER_WORD = EVENT_DTYPE.fields["kind"][1] // 8
+if [EVENT_DTYPE.fields[f][1] - 8 * _HEADER_WORD for f in ("kind", "side", "flags", "venue_id", "instrument_id")] != [
+    0, 1, 2, 3, 4
+] or not np.little_endian:
+    raise ImportError("catalog._fill_rows assumes the little-endian record header of framework.events")
+
+
+def _columns(kind: str) -> list[str]:
+    """Return the stored columns of ``kind``: its fields less those the path implies."""
+    implied = {"instrument_id"} if kind == "book" else {"instrument_id", "kind"}
+    return [name for name in KIND_DTYPES[kind].names if name not in implied]
+
+
+def _schema(kind: str) -> pa.Schema:
+    dtype = KIND_DTYPES[kind]
+    return pa.schema([(name, _ARROW_TYPES[dtype.fields[name][0].str]) for name in _columns(kind)])
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _check_symbol(symbol: str) -> None:
+    if not symbol or symbol in (".", "..") or "/" in symbol or "\\" in symbol or symbol != symbol.strip():
+        raise ValueError(f"symbol {symbol!r} cannot name a directory")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and rename the result over ``path``; clean up on failure."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _date_of_day(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+def _day_of_date(date: str) -> int:
+    return int(np.datetime64(date, "D").astype(np.int64))
+
+
+class Catalog:
+    """Store and replay market data as date-partitioned Parquet files.
+
+    ``row_group_rows`` bounds how many rows a reader decodes at once; keep it near the
+    chunk sizes you stream with.
+    """
+
+    def __init__(self, root: str | Path, *, row_group_rows: int = 262_144) -> None:
+        self.root = Path(root)
+        self.row_group_rows = row_group_rows
+
+    # ------------------------------------------------------------------ instruments
+
+    @property
+    def _registry_path(self) -> Path:
+        return self.root / "instruments.json"
+
+    def _registry(self) -> dict[str, dict]:
+        try:
+            return json.loads(self._registry_path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def register(self, symbol: str, **metadata: int | str | float) -> int:
+        """Register ``symbol`` (if new) and merge ``metadata`` into its entry; return its id.
+
+        Ids are dense from 0 in registration order, so they index arrays directly.
+        Keep prices and sizes in metadata as fixed-point ints (e.g. ``tick_size``).
+        The registry is rewritten atomically; concurrent writers are not supported.
+        """
+        _check_symbol(symbol)
+        if "id" in metadata:
+            raise ValueError("the instrument id is assigned by the catalog")
+        registry = self._registry()
+        entry = registry.get(symbol)
+        if entry is None:
+            entry = {"id": len(registry)}
+        elif all(entry.get(k) == v for k, v in metadata.items()):
+            return int(entry["id"])
+        registry[symbol] = {**entry, **metadata}
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(registry, indent=1, sort_keys=True)
+        _atomic_write(self._registry_path, lambda tmp: Path(tmp).write_text(text))
+        return int(registry[symbol]["id"])
+
+    def instrument_id(self, symbol: str, create: bool = True) -> int:
+        """Return the id of ``symbol``, registering it when ``create`` (else KeyError)."""
+        entry = self._registry().get(symbol)
+        if entry is not None:
+            return int(entry["id"])
+        if not create:
+            raise KeyError(f"symbol {symbol!r} is not registered in {self._registry_path}")
+        return self.register(symbol)
+
+    def instrument(self, symbol: str) -> dict:
+        """Return the registry entry of ``symbol`` (id and metadata)."""
+        try:
+            return dict(self._registry()[symbol])
+        except KeyError:
+            raise KeyError(f"symbol {symbol!r} is not registered in {self._registry_path}") from None
+
+    def symbols(self) -> list[str]:
+        """Return the registered symbols in id order."""
+        registry = self._registry()
+        return sorted(registry, key=lambda s: registry[s]["id"])
+
+    # ----------------------------------------------------------------------- files
+
+    def _dir(self, kind: str, symbol: str) -> Path:
+        _check_kind(kind)
+        _check_symbol(symbol)
+        return self.root / kind / symbol
+
+    def dates(self, kind: str, symbol: str) -> list[str]:
+        """Return the stored UTC dates (``YYYY-MM-DD``) of one stream, ascending."""
+        folder = self._dir(kind, symbol)
+        if not folder.is_dir():
+            return []
+        return sorted(m.group(1) for p in folder.iterdir() if (m := _DATE_FILE.match(p.name)))
+
+    def has(self, kind: str, symbol: str) -> bool:
+        """Return whether any data of this kind is stored for ``symbol``."""
+        return bool(self.dates(kind, symbol))
+
+    def write(self, kind: str, symbol: str, records: np.ndarray) -> list[Path]:
+        """Store ``records`` (of ``KIND_DTYPES[kind]``) and return the files written.
+
+        Records are stably sorted by ``ts_event`` and split by its UTC date; each date
+        file is replaced whole, so write a day's complete data at once. The symbol is
+        registered if new.
+        """
+        folder = self._dir(kind, symbol)
+        if records.dtype != KIND_DTYPES[kind]:
+            raise TypeError(f"{kind} records must have dtype KIND_DTYPES[{kind!r}], got {records.dtype}")
+        self.instrument_id(symbol)
+        if len(records) == 0:
+            return []
+        ts = records["ts_event"]
+        if np.any(ts[1:] < ts[:-1]):
+            records = records[np.argsort(ts, kind="stable")]
+            ts = records["ts_event"]
+        folder.mkdir(parents=True, exist_ok=True)
+        days = ts // _DAY_NS
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        bounds = np.concatenate(([0], cuts, [len(records)]))
+        schema = _schema(kind)
+        paths = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            part = records[lo:hi]
+            table = pa.Table.from_arrays(
+                [pa.array(np.ascontiguousarray(part[name])) for name in schema.names], schema=schema
+            )
+            path = folder / f"{_date_of_day(int(days[lo]))}.parquet"
+            _atomic_write(
+                path,
+                lambda tmp, table=table: pq.write_table(
+                    table,
+                    tmp,
+                    compression="zstd",
+                    row_group_size=self.row_group_rows,
+                    use_dictionary=False,
+                    column_encoding={name: "DELTA_BINARY_PACKED" for name in schema.names},
+                ),
+            )
+            paths.append(path)
+        return paths
+
+    # ----------------------------------------------------------------------- reads
+
+    def _batches(
+        self, kind: str, symbol: str, start_ns: int | None, end_ns: int | None, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield one stream's record batches in time order, restricted to [start, end)."""
+        folder = self._dir(kind, symbol)
+        lo_ts = np.iinfo(np.int64).min if start_ns is None else start_ns
+        hi_ts = np.iinfo(np.int64).max if end_ns is None else end_ns
+        columns = _columns(kind)
+        for date in self.dates(kind, symbol):
+            day = _day_of_date(date)
+            if (day + 1) * _DAY_NS <= lo_ts or day * _DAY_NS >= hi_ts:
+                continue
+            pf = pq.ParquetFile(folder / f"{date}.parquet")
+            ts_col = pf.schema_arrow.get_field_index("ts_event")
+            groups = []
+            for g in range(pf.metadata.num_row_groups):
+                stats = pf.metadata.row_group(g).column(ts_col).statistics
+                if stats is not None and stats.has_min_max and (stats.max < lo_ts or stats.min >= hi_ts):
+                    continue
+                groups.append(g)
+            if not groups:
+                continue
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+                ts = batch.column("ts_event").to_numpy()
+                if ts[0] < lo_ts or ts[-1] >= hi_ts:
+                    a, b = np.searchsorted(ts, (lo_ts, hi_ts))
+                    batch = batch.slice(a, b - a)
+                if batch.num_rows:
+                    yield batch
+
+    def read(self, kind: str, symbol: str, start_ns: int | None = None, end_ns: int | None = None) -> np.ndarray:
+        """Return one stream's records in [start_ns, end_ns) as ``KIND_DTYPES[kind]``.
+
+        ``kind`` and ``instrument_id`` are filled in. This loads the whole range into
+        memory; use ``stream`` to replay long histories.
+        """
+        iid = self.instrument_id(symbol, create=False) if self.has(kind, symbol) else 0
+        batches = list(self._batches(kind, symbol, start_ns, end_ns, self.row_group_rows))
+        out = np.empty(sum(b.num_rows for b in batches), dtype=EVENT_DTYPE)
+        pos = 0
+        for batch in batches:
+            _fill(out[pos : pos + batch.num_rows], batch, kind, iid)
+            pos += batch.num_rows
+        return out.view(KIND_DTYPES[kind])
+
+    def stream(
+        self,
+        streams: list[tuple[str, str]],
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        chunk_rows: int = 1_000_000,
+    ) -> Iterator[np.ndarray]:
+        """Replay several (kind, symbol) streams as one time-ordered EVENT_DTYPE sequence.
+
+        Tie-break rule (the project's rule for ordering market data): records are
+        ordered by ``ts_event``; records with equal ``ts_event`` from different
+        streams come in the order of their streams in ``streams``; records with equal
+        ``ts_event`` in one stream keep their stored row order (the stable order in
+        which they were written). The result equals a stable sort by ``ts_event`` of
+        the streams concatenated in list order.
+
+        Yield arrays of exactly ``chunk_rows`` records, except a shorter last one;
+        yielded arrays are never reused or written by later iterations, so callers
+        may keep them. Only
+        [start_ns, end_ns) is replayed. Memory stays O(chunk_rows x len(streams)):
+        each stream is read a bounded batch at a time, never as a whole history.
+        """
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams must be distinct, got {streams}")
+        batch_rows = min(chunk_rows, self.row_group_rows)
+        sources = [
+            (kind, self.instrument_id(symbol, create=False) if self.has(kind, symbol) else 0,
+             self._batches(kind, symbol, start_ns, end_ns, batch_rows))
+            for kind, symbol in streams
+        ]
+        if len(sources) == 1:
+            return _single(*sources[0], chunk_rows)
+        return _rechunk(_merge([_events(*s) for s in sources]), chunk_rows)
+
+
+def _fill(out: np.ndarray, batch: pa.RecordBatch, kind: str, iid: int) -> None:
+    """Write an Arrow batch into EVENT_DTYPE records in one compiled row-major pass.
+
+    Arrow's int columns are read zero-copy; every word of every record is written
+    (unused payload words as 0), so ``out`` may come from ``np.empty``.
+    """
+    names = batch.schema.names
+    n = batch.num_rows
+    column = {name: batch.column(i).to_numpy() for i, name in enumerate(names)}
+    words = tuple(column[name] for name in names if name in _WORD)
+    none = np.zeros(n, dtype=np.uint8)
+    _fill_rows(
+        out.view(np.int64).reshape(n, _WORDS),
+        words,
+        np.array([_WORD[name] for name in names if name in _WORD], dtype=np.int64),
+        column.get("kind", none),
+        column.get("side", none.view(np.int8)),
+        column.get("flags", none),
+        column.get("venue_id", none),
+        _KIND_CODE.get(kind, 0),
+        iid,
+    )
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_rows(out, words, word_index, kind_col, side, flags, venue, kind_const, iid):  # pragma: no cover
+    has_kind = kind_const == 0
+    used = np.zeros(out.shape[1], dtype=np.bool_)
+    for c in range(len(word_index)):
+        used[word_index[c]] = True
+    for i in range(out.shape[0]):
+        for w in range(out.shape[1]):
+            if not used[w]:
+                out[i, w] = 0
+        for c in range(len(words)):
+            out[i, word_index[c]] = words[c][i]
+        k = np.int64(kind_col[i]) if has_kind else np.int64(kind_const)
+        out[i, _HEADER_WORD] = (
+            k
+            | ((np.int64(side[i]) & 0xFF) << 8)
+            | (np.int64(flags[i]) << 16)
+            | (np.int64(venue[i]) << 24)
+            | ((np.int64(iid) & 0xFFFFFFFF) << 32)
+        )
+
+
+def _single(kind: str, iid: int, batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[np.ndarray]:
+    """Fast path for one stream: convert batches straight into the output chunks."""
+    out = np.empty(chunk_rows, dtype=EVENT_DTYPE)
+    fill = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(chunk_rows - fill, batch.num_rows)
+            _fill(out[fill : fill + take], batch.slice(0, take), kind, iid)
+            fill += take
+            batch = batch.slice(take)
+            if fill == chunk_rows:
+                yield out
+                out = np.empty(chunk_rows, dtype=EVENT_DTYPE)
+                fill = 0
+    if fill:
+        yield out[:fill]
+
+
+def _events(kind: str, iid: int, batches: Iterator[pa.RecordBatch]) -> Iterator[np.ndarray]:
+    for batch in batches:
+        out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
+        _fill(out, batch, kind, iid)
+        yield out
+
+
+def _merge(sources: list[Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
+    """Merge time-sorted EVENT_DTYPE streams by (ts_event, stream position, row).
+
+    Each round emits every buffered record whose key is at most the horizon: the
+    smallest (last buffered ts_event, stream position) over streams that may still
+    produce data. No later record can sort before such a record, and the stream that
+    defines the horizon empties its buffer, so every round makes progress.
+    """
+    k = len(sources)
+    buffers = [np.zeros(0, dtype=EVENT_DTYPE)] * k
+    alive = [True] * k
+    while True:
+        for j in range(k):
+            while alive[j] and len(buffers[j]) == 0:
+                nxt = next(sources[j], None)
+                if nxt is None:
+                    alive[j] = False
+                else:
+                    buffers[j] = nxt
+        live = [(int(buffers[j]["ts_event"][-1]), j) for j in range(k) if alive[j]]
+        horizon = min(live) if live else None
+        parts = []
+        for j in range(k):
+            buf = buffers[j]
+            if len(buf) == 0:
+                continue
+            if horizon is None:
+                cut = len(buf)
+            else:
+                side = "right" if j <= horizon[1] else "left"
+                cut = int(np.searchsorted(buf["ts_event"], horizon[0], side=side))
+            if cut:
+                parts.append(buf[:cut])
+                buffers[j] = buf[cut:]
+        if not parts:
+            return
+        if len(parts) == 1:
+            yield parts[0]
+            continue
+        merged = np.concatenate(parts)
+        starts = np.cumsum([0] + [len(p) for p in parts], dtype=np.int64)
+        yield merged[_merge_order(np.ascontiguousarray(merged["ts_event"]), starts)]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _before(ts, pos, a, b):  # pragma: no cover - compiled
+    """Return whether run a's head sorts before run b's: by ts, then position (run order)."""
+    ta = ts[pos[a]]
+    tb = ts[pos[b]]
+    return ta < tb or (ta == tb and pos[a] < pos[b])
+
+
+@nb.njit(cache=True, nogil=True)
+def _sift_down(heap, size, i, ts, pos):  # pragma: no cover - compiled
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            return
+        if c + 1 < size and _before(ts, pos, heap[c + 1], heap[c]):
+            c += 1
+        if not _before(ts, pos, heap[c], heap[i]):
+            return
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+
+
+@nb.njit(cache=True, nogil=True)
+def _merge_order(ts, starts):  # pragma: no cover - compiled
+    """Return the permutation that merges sorted runs stably (ties by run, then row)."""
+    k = starts.shape[0] - 1
+    pos = starts[:-1].copy()
+    heap = np.empty(k, dtype=np.int64)
+    size = 0
+    for j in range(k):
+        if pos[j] < starts[j + 1]:
+            heap[size] = j
+            size += 1
+    for i in range(size // 2 - 1, -1, -1):
+        _sift_down(heap, size, i, ts, pos)
+    perm = np.empty(starts[k] - starts[0], dtype=np.int64)
+    for o in range(perm.shape[0]):
+        j = heap[0]
+        perm[o] = pos[j]
+        pos[j] += 1
+        if pos[j] >= starts[j + 1]:
+            size -= 1
+            heap[0] = heap[size]
+        _sift_down(heap, size, 0, ts, pos)
+    return perm
+
+
+def _rechunk(pieces: Iterator[np.ndarray], chunk_rows: int) -> Iterator[np.ndarray]:
+    """Re-cut a sequence of arrays into arrays of exactly ``chunk_rows`` (last may be short)."""
+    held: list[np.ndarray] = []
+    count = 0
+    for piece in pieces:
+        while len(piece):
+            if count == 0 and len(piece) >= chunk_rows:
+                yield piece[:chunk_rows]
+                piece = piece[chunk_rows:]
+                continue
+            take = min(chunk_rows - count, len(piece))
+            held.append(piece[:take])
+            count += take
+            piece = piece[take:]
+            if count == chunk_rows:
+                yield np.concatenate(held)
+                held, count = [], 0
+    if count:
+        yield np.concatenate(held)

@@ -1,0 +1,255 @@
+"""The one schema: record dtypes shared by the pipeline, Parquet, the journal and the wire.
+
+Every input event is a 64-byte record (one cache line) with a common 24-byte header
+and a 40-byte payload whose meaning depends on ``kind``. Each kind has its own plain
+dtype (``TRADE_DTYPE``, ``QUOTE_DTYPE``, ...) with the same header and size, and
+``EVENT_DTYPE`` is their union: the payload fields of every kind overlay the same
+bytes, so ``trades.view(EVENT_DTYPE)`` is free and decoding a record is a view, not a
+parse. The pipeline reads ``EVENT_DTYPE`` records and dispatches on ``kind``.
+
+Numbers
+-------
+* Time is int64 nanoseconds since the Unix epoch, UTC, in fields named ``ts_*``.
+  ``ts_event`` is when the venue says it happened; ``ts_recv`` is when the pipeline
+  received it. Everything inside ``step`` runs on ``ts_recv``.
+* Prices, sizes and fees are int64 fixed point with ``PRICE_SCALE`` = 1e9 units per
+  whole unit (nine decimals, exact for every venue in ``../shared/data``), so order-book
+  keys compare exactly. ``1.25`` is stored as ``1_250_000_000``. The largest
+  representable value is about 9.2e9, far above any price or order size we trade.
+  PnL and equity, which are sums of products, are float64 in the quote currency.
+* Enumerations are plain integer constants grouped in namedtuples (``EventKind.TRADE``);
+  Numba folds them into the compiled code as constants.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+PRICE_SCALE = 1_000_000_000
+"""Fixed-point units per whole price, size or fee unit."""
+INV_PRICE_SCALE = 1.0 / PRICE_SCALE
+TS_MAX = np.iinfo(np.int64).max
+"""Timestamp that never arrives: "no timer", "end of data"."""
+EVENT_SIZE = 64
+
+EventKind = namedtuple(
+    "EventKind",
+    "TRADE QUOTE BOOK_DELTA BOOK_SNAPSHOT BAR "
+    "ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED "
+    "TIMER CONTROL",
+)(1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 20, 30)
+"""Input event kinds. 1-9 market data, 10-19 execution reports, 20 timer, 30 control."""
+
+CommandKind = namedtuple("CommandKind", "SUBMIT CANCEL MODIFY ALERT SET_TIMER")(40, 41, 42, 43, 44)
+"""Output command kinds. SET_TIMER asks the clock adapter for a TIMER event at ``expire_ts``
+carrying ``client_order_id`` as its timer id: timers are outputs like orders, so the
+journal holds them and the sim and live clocks serve them the same way."""
+
+Side = namedtuple("Side", "NONE BUY SELL")(0, 1, -1)
+"""Order side, trade aggressor side, book side (BUY = bid). SELL is -1 so that
+``side * qty`` is the signed position change."""
+
+OrderType = namedtuple("OrderType", "MARKET LIMIT STOP STOP_LIMIT")(1, 2, 3, 4)
+
+TimeInForce = namedtuple("TimeInForce", "GTC IOC FOK GTD")(1, 2, 3, 4)
+
+OrderFlag = namedtuple("OrderFlag", "POST_ONLY REDUCE_ONLY")(1, 2)
+"""Bit flags of a command's ``flags`` field."""
+
+BookFlag = namedtuple("BookFlag", "CLEAR LAST")(1, 2)
+"""Bit flags of a book record: CLEAR empties that side before applying the level
+(the first record of a snapshot), LAST marks the last record of one venue message,
+the only point where the book is consistent."""
+
+Liquidity = namedtuple("Liquidity", "NONE MAKER TAKER")(0, 1, 2)
+"""``flags`` of a fill report: who provided the liquidity."""
+
+RejectReason = namedtuple(
+    "RejectReason",
+    "NONE MAX_ORDER_SIZE MAX_POSITION PRICE_COLLAR KILL_SWITCH INVALID_ORDER "
+    "POST_ONLY_WOULD_TAKE FOK_NOT_FILLABLE UNKNOWN_ORDER ORDER_TABLE_FULL NO_MARKET",
+)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+"""``flags`` of a REJECTED report and ``reason`` of an ALERT command."""
+
+ControlCode = namedtuple("ControlCode", "KILL_SWITCH_ON KILL_SWITCH_OFF SET_MAX_POSITION SET_MAX_ORDER_SIZE")(
+    1, 2, 3, 4
+)
+"""``control`` field of a CONTROL event."""
+
+_HEADER = [
+    ("ts_event", "<i8", 0),
+    ("ts_recv", "<i8", 8),
+    ("kind", "u1", 16),
+    ("side", "i1", 17),
+    ("flags", "u1", 18),
+    ("venue_id", "u1", 19),
+    ("instrument_id", "<i4", 20),
+]
+
+
+def _record(payload: list[tuple[str, str, int]]) -> np.dtype:
+    fields = _HEADER + payload
+    return np.dtype(
+        {
+            "names": [f[0] for f in fields],
+            "formats": [f[1] for f in fields],
+            "offsets": [f[2] for f in fields],
+            "itemsize": EVENT_SIZE,
+            "aligned": True,
+        }
+    )
+
+
+TRADE_DTYPE = _record([("price", "<i8", 24), ("size", "<i8", 32), ("trade_id", "<i8", 40)])
+"""A print. ``side`` is the aggressor (NONE when the venue does not say)."""
+
+QUOTE_DTYPE = _record(
+    [("bid_price", "<i8", 24), ("bid_size", "<i8", 32), ("ask_price", "<i8", 40), ("ask_size", "<i8", 48)]
+)
+"""Best bid and offer (L1). A side with size 0 is absent."""
+
+BOOK_DTYPE = _record([("price", "<i8", 24), ("size", "<i8", 32), ("sequence", "<i8", 40)])
+"""One L2 level, for kinds BOOK_DELTA and BOOK_SNAPSHOT: ``side`` is the book side,
+``size`` the new absolute size at ``price`` (0 deletes the level), ``flags`` BookFlag,
+``sequence`` the venue's update id."""
+
+BAR_DTYPE = _record(
+    [("open", "<i8", 24), ("high", "<i8", 32), ("low", "<i8", 40), ("close", "<i8", 48), ("volume", "<i8", 56)]
+)
+"""An OHLCV bar; ``ts_event`` is the bar's close time."""
+
+REPORT_DTYPE = _record(
+    [
+        ("price", "<i8", 24),
+        ("size", "<i8", 32),
+        ("client_order_id", "<i8", 40),
+        ("leaves_qty", "<i8", 48),
+        ("fee", "<i8", 56),
+    ]
+)
+"""An execution report (kinds ACCEPTED .. MODIFIED). For fills ``price``/``size`` are the
+last fill and ``fee`` its fee (negative is a rebate), ``flags`` the Liquidity; for
+ACCEPTED and MODIFIED ``price``/``leaves_qty`` are the order's working price and size;
+for REJECTED ``flags`` is the RejectReason. ``side`` is the order's side."""
+
+TIMER_DTYPE = _record([("timer_id", "<i8", 24)])
+"""A timer the pipeline set has fired; ``ts_event`` is its scheduled time."""
+
+CONTROL_DTYPE = _record([("control", "<i8", 24), ("value", "<i8", 32), ("target", "<i8", 40)])
+"""An operator's instruction (ControlCode), e.g. the kill switch."""
+
+KIND_DTYPES: dict[str, np.dtype] = {
+    "trade": TRADE_DTYPE,
+    "quote": QUOTE_DTYPE,
+    "book": BOOK_DTYPE,
+    "bar": BAR_DTYPE,
+    "report": REPORT_DTYPE,
+    "timer": TIMER_DTYPE,
+    "control": CONTROL_DTYPE,
+}
+
+
+def _union(dtypes: list[np.dtype]) -> np.dtype:
+    names: list[str] = []
+    formats: list[np.dtype] = []
+    offsets: list[int] = []
+    seen: dict[str, tuple[np.dtype, int]] = {}
+    for dt in dtypes:
+        for name, (fmt, off) in dt.fields.items():
+            if name in seen:
+                if seen[name] != (fmt, off):
+                    raise TypeError(f"field {name!r} has two layouts in the event union")
+                continue
+            seen[name] = (fmt, off)
+            names.append(name)
+            formats.append(fmt)
+            offsets.append(off)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": EVENT_SIZE, "aligned": True})
+
+
+EVENT_DTYPE = _union(list(KIND_DTYPES.values()))
+"""The union of every input kind: what ``step`` consumes and the journal records."""
+
+COMMAND_DTYPE = np.dtype(
+    {
+        "names": [
+            "ts_event", "kind", "side", "flags", "venue_id", "instrument_id", "order_type", "tif", "reason",
+            "client_order_id", "price", "size", "trigger_price", "expire_ts",
+        ],
+        "formats": ["<i8", "u1", "i1", "u1", "u1", "<i4", "u1", "u1", "<u2", "<i8", "<i8", "<i8", "<i8", "<i8"],
+        "offsets": [0, 8, 9, 10, 11, 12, 16, 17, 18, 24, 32, 40, 48, 56],
+        "itemsize": EVENT_SIZE,
+        "aligned": True,
+    }
+)
+"""What ``step`` emits: SUBMIT, CANCEL, MODIFY (``client_order_id`` names the order), ALERT
+(``reason`` is a RejectReason) and SET_TIMER. ``ts_event`` is the decision time, ``flags``
+OrderFlag. For MODIFY, ``price`` and ``size`` are the new price and new total size."""
+
+FILL_DTYPE = np.dtype(
+    [
+        ("ts_event", "<i8"),
+        ("client_order_id", "<i8"),
+        ("price", "<i8"),
+        ("size", "<i8"),
+        ("fee", "<i8"),
+        ("instrument_id", "<i4"),
+        ("venue_id", "u1"),
+        ("side", "i1"),
+        ("liquidity", "u1"),
+        ("order_type", "u1"),
+    ],
+    align=True,
+)
+"""One fill as the venue made it, for reports and Parquet."""
+
+EQUITY_DTYPE = np.dtype(
+    [
+        ("ts_event", "<i8"),
+        ("equity", "<f8"),
+        ("realized_pnl", "<f8"),
+        ("unrealized_pnl", "<f8"),
+        ("fees", "<f8"),
+        ("gross_exposure", "<f8"),
+        ("net_position", "<f8"),
+    ],
+    align=True,
+)
+"""A sample of the portfolio, quote currency; ``net_position`` sums instrument quantities
+in whole units (meaningful for a single instrument)."""
+
+
+def to_fixed(value: float | np.ndarray) -> np.ndarray | int:
+    """Convert whole units to fixed point, rounding to the nearest unit of 1e-9."""
+    out = np.rint(np.asarray(value, dtype=np.float64) * PRICE_SCALE).astype(np.int64)
+    return int(out) if out.ndim == 0 else out
+
+
+def from_fixed(value: int | np.ndarray) -> float | np.ndarray:
+    """Convert fixed point to whole units as float64 (for display and statistics)."""
+    out = np.asarray(value, dtype=np.float64) * INV_PRICE_SCALE
+    return float(out) if out.ndim == 0 else out
+
+
+def empty_events(n: int) -> np.ndarray:
+    """Allocate ``n`` zeroed input events."""
+    return np.zeros(n, dtype=EVENT_DTYPE)
+
+
+def concat_events(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate event arrays, keeping ``EVENT_DTYPE``.
+
+    ``np.concatenate`` promotes a dtype with overlapping fields to one without them
+    (a 184-byte record), which would silently corrupt the union; copy bytes instead.
+    """
+    n = sum(len(p) for p in parts)
+    out = np.empty(n, dtype=EVENT_DTYPE)
+    raw = out.view(np.uint8)
+    pos = 0
+    for p in parts:
+        size = len(p) * EVENT_SIZE
+        raw[pos : pos + size] = np.ascontiguousarray(p).view(np.uint8)
+        pos += size
+    return out

@@ -1,0 +1,266 @@
+"""Execution stage: turn approved intents into commands and venue reports into order state.
+
+Every order lives in the order table (``Pipeline.orders``) under a client order id
+assigned from a counter in the pipeline state, so ids are unique within a run and
+identical between runs. Status changes go through ``order_state.next_status`` only: a
+report that would be an illegal transition is counted and ignored. The stage also
+keeps each instrument's working size per side (``open_buy``/``open_sell``) that the
+risk stage bounds.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.events import CommandKind, EventKind, RejectReason, Side
+from framework.order_state import OrderAction, OrderStatus, is_open, next_status
+from framework.positions import apply_fill
+from framework.risk import check_order, record_rejection
+from framework.state import Counter
+
+
+@njit(cache=True)
+def find_order(orders, client_order_id: int) -> int:
+    """Return the slot of ``client_order_id`` in the order table, or -1 if it is not there."""
+    if client_order_id <= 0:
+        return -1
+    slot = client_order_id % orders.shape[0]
+    if orders[slot].client_order_id == client_order_id and orders[slot].status != OrderStatus.FREE:
+        return slot
+    return -1
+
+
+@njit(cache=True)
+def _add_working(p, instrument_id: int, side: int, size: int) -> None:
+    pos = p.positions[instrument_id]
+    if side == Side.BUY:
+        pos.open_buy += size
+    else:
+        pos.open_sell += size
+
+
+@njit(cache=True)
+def _emit(out, n_out: int, now: int, kind: int, o, reason: int) -> int:
+    c = out[n_out]
+    c.ts_event = now
+    c.kind = kind
+    c.side = o.side
+    c.flags = o.flags
+    c.venue_id = o.venue_id
+    c.instrument_id = o.instrument_id
+    c.order_type = o.order_type
+    c.tif = o.tif
+    c.reason = reason
+    c.client_order_id = o.client_order_id
+    c.price = o.price
+    c.size = o.size
+    c.trigger_price = o.trigger_price
+    c.expire_ts = o.expire_ts
+    return n_out + 1
+
+
+@njit(cache=True)
+def _alert(out, n_out: int, now: int, intent, reason: int) -> int:
+    c = out[n_out]
+    c.ts_event = now
+    c.kind = CommandKind.ALERT
+    c.side = intent.side
+    c.flags = intent.flags
+    c.venue_id = intent.venue_id
+    c.instrument_id = intent.instrument_id
+    c.order_type = intent.order_type
+    c.tif = intent.tif
+    c.reason = reason
+    c.client_order_id = intent.client_order_id
+    c.price = intent.price
+    c.size = intent.size
+    c.trigger_price = intent.trigger_price
+    c.expire_ts = intent.expire_ts
+    return n_out + 1
+
+
+@njit(cache=True)
+def submit(p, intent, out, n_out: int) -> int:
+    """Risk-check a new order; record it and emit SUBMIT, or record the rejection and emit ALERT."""
+    now = p.exec_state[0].now
+    orders = p.orders
+    slot = intent.client_order_id % orders.shape[0]
+    reason = RejectReason.NONE
+    if is_open(orders[slot].status):
+        reason = RejectReason.ORDER_TABLE_FULL
+    else:
+        reason = check_order(
+            p, intent.instrument_id, intent.side, intent.order_type, intent.price, intent.size, intent.size
+        )
+    if reason != RejectReason.NONE:
+        record_rejection(p, reason)
+        p.counters[Counter.REJECTS_RISK] += 1
+        if reason != RejectReason.ORDER_TABLE_FULL:
+            _write_order(orders[slot], intent, now)
+            orders[slot].status = OrderStatus.REJECTED
+            orders[slot].reject_reason = reason
+            orders[slot].leaves = 0
+        return _alert(out, n_out, now, intent, reason)
+    o = orders[slot]
+    _write_order(o, intent, now)
+    o.status = next_status(OrderStatus.INITIALIZED, OrderAction.SUBMIT)
+    _add_working(p, o.instrument_id, o.side, o.size)
+    p.exec_state[0].n_open += 1
+    p.counters[Counter.ORDERS_SUBMITTED] += 1
+    return _emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
+
+
+@njit(cache=True)
+def _write_order(o, intent, now: int) -> None:
+    o.client_order_id = intent.client_order_id
+    o.ts_created = now
+    o.ts_updated = now
+    o.price = intent.price
+    o.size = intent.size
+    o.filled = 0
+    o.leaves = intent.size
+    o.trigger_price = intent.trigger_price
+    o.expire_ts = intent.expire_ts
+    o.pending_price = 0
+    o.pending_size = 0
+    o.reserved = 0
+    o.avg_fill_price = 0.0
+    o.instrument_id = intent.instrument_id
+    o.side = intent.side
+    o.order_type = intent.order_type
+    o.tif = intent.tif
+    o.flags = intent.flags
+    o.venue_id = intent.venue_id
+    o.reject_reason = 0
+
+
+@njit(cache=True)
+def cancel(p, intent, out, n_out: int) -> int:
+    """Request a cancel of a working order; a cancel of a finished or unknown order is a no-op."""
+    slot = find_order(p.orders, intent.client_order_id)
+    if slot < 0:
+        return n_out
+    o = p.orders[slot]
+    nxt = next_status(o.status, OrderAction.CANCEL_REQUEST)
+    if nxt < 0:
+        return n_out
+    o.status = nxt
+    o.ts_updated = p.exec_state[0].now
+    p.counters[Counter.CANCELS_SENT] += 1
+    return _emit(out, n_out, p.exec_state[0].now, CommandKind.CANCEL, o, 0)
+
+
+@njit(cache=True)
+def modify(p, intent, out, n_out: int) -> int:
+    """Risk-check a new price and total size for a working order and request it from the venue."""
+    now = p.exec_state[0].now
+    slot = find_order(p.orders, intent.client_order_id)
+    if slot < 0:
+        return n_out
+    o = p.orders[slot]
+    if next_status(o.status, OrderAction.MODIFY_REQUEST) < 0:
+        return n_out
+    new_leaves = intent.size - o.filled
+    if new_leaves <= 0:
+        return cancel(p, intent, out, n_out)
+    extra = new_leaves - o.leaves
+    if extra < 0:
+        extra = 0
+    reason = check_order(p, o.instrument_id, o.side, o.order_type, intent.price, intent.size, extra)
+    if reason != RejectReason.NONE:
+        record_rejection(p, reason)
+        p.counters[Counter.REJECTS_RISK] += 1
+        return _alert(out, n_out, now, intent, reason)
+    o.status = OrderStatus.PENDING_MODIFY
+    o.pending_price = intent.price
+    o.pending_size = intent.size
+    o.reserved = extra
+    _add_working(p, o.instrument_id, o.side, extra)
+    o.ts_updated = now
+    p.counters[Counter.MODIFIES_SENT] += 1
+    c_n = _emit(out, n_out, now, CommandKind.MODIFY, o, 0)
+    out[n_out].price = intent.price
+    out[n_out].size = intent.size
+    return c_n
+
+
+@njit(cache=True)
+def _report_action(kind: int) -> int:
+    if kind == EventKind.ACCEPTED:
+        return OrderAction.ACCEPTED
+    if kind == EventKind.REJECTED:
+        return OrderAction.REJECTED
+    if kind == EventKind.PARTIALLY_FILLED:
+        return OrderAction.PARTIALLY_FILLED
+    if kind == EventKind.FILLED:
+        return OrderAction.FILLED
+    if kind == EventKind.CANCELED:
+        return OrderAction.CANCELED
+    if kind == EventKind.EXPIRED:
+        return OrderAction.EXPIRED
+    return OrderAction.MODIFIED
+
+
+@njit(cache=True)
+def _close(p, o) -> None:
+    _add_working(p, o.instrument_id, o.side, -(o.leaves + o.reserved))
+    o.leaves = 0
+    o.reserved = 0
+    p.exec_state[0].n_open -= 1
+
+
+@njit(cache=True)
+def apply_report(p, ev) -> int:
+    """Apply a venue report to its order and, for fills, to positions; return the fill size.
+
+    A fill for an order the table does not know (an external order) still moves the
+    position: the venue is the authority on what traded.
+    """
+    slot = find_order(p.orders, ev.client_order_id)
+    is_fill = ev.kind == EventKind.PARTIALLY_FILLED or ev.kind == EventKind.FILLED
+    if slot < 0:
+        p.counters[Counter.UNKNOWN_ORDER_REPORTS] += 1
+        if is_fill and ev.size > 0 and 0 <= ev.instrument_id < p.positions.shape[0]:
+            apply_fill(p.positions, p.portfolio, ev.instrument_id, ev.side, ev.price, ev.size, ev.fee)
+            p.counters[Counter.FILLS] += 1
+            return ev.size
+        return 0
+    o = p.orders[slot]
+    nxt = next_status(o.status, _report_action(ev.kind))
+    if nxt < 0:
+        p.counters[Counter.ILLEGAL_TRANSITIONS] += 1
+        return 0
+    prev = o.status
+    o.ts_updated = p.exec_state[0].now
+    filled = 0
+    if is_fill and ev.size > 0:
+        filled = ev.size
+        total = o.filled + filled
+        o.avg_fill_price = (o.avg_fill_price * o.filled + ev.price * 1.0 * filled) / total
+        o.filled = total
+        new_leaves = ev.leaves_qty if ev.leaves_qty >= 0 else 0
+        _add_working(p, o.instrument_id, o.side, new_leaves - o.leaves)
+        o.leaves = new_leaves
+        apply_fill(p.positions, p.portfolio, o.instrument_id, o.side, ev.price, filled, ev.fee)
+        p.counters[Counter.FILLS] += 1
+    if ev.kind == EventKind.MODIFIED:
+        o.price = ev.price
+        o.size = o.filled + ev.leaves_qty
+        _add_working(p, o.instrument_id, o.side, ev.leaves_qty - o.leaves - o.reserved)
+        o.leaves = ev.leaves_qty
+        o.reserved = 0
+    elif ev.kind == EventKind.REJECTED:
+        p.counters[Counter.REJECTS_VENUE] += 1
+        if prev == OrderStatus.PENDING_MODIFY or prev == OrderStatus.PENDING_CANCEL:
+            _add_working(p, o.instrument_id, o.side, -o.reserved)
+            o.reserved = 0
+            if o.filled > 0:
+                nxt = OrderStatus.PARTIALLY_FILLED
+        else:
+            o.reject_reason = ev.flags
+    if nxt == OrderStatus.FILLED or nxt == OrderStatus.CANCELED or nxt == OrderStatus.EXPIRED or (
+        nxt == OrderStatus.REJECTED
+    ):
+        _close(p, o)
+    o.status = nxt
+    return filled

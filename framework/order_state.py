@@ -1,0 +1,102 @@
+"""The order state machine: which report may move an order from which status to which.
+
+The table is data, not code, so it can be printed, tested exhaustively and reasoned
+about. ``next_status(status, action)`` returns -1 for an illegal transition; the
+execution stage then leaves the order untouched and counts the anomaly (a late or
+duplicated report is a fact of life on real venues, never a reason to corrupt state).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+OrderStatus = namedtuple(
+    "OrderStatus",
+    "FREE INITIALIZED SUBMITTED ACCEPTED PARTIALLY_FILLED FILLED CANCELED REJECTED EXPIRED "
+    "PENDING_CANCEL PENDING_MODIFY",
+)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+"""FREE marks an unused slot of the order table."""
+
+OrderAction = namedtuple(
+    "OrderAction",
+    "SUBMIT ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED CANCEL_REQUEST MODIFY_REQUEST",
+)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+"""What happens to an order: the strategy's requests and the venue's reports."""
+
+N_STATUS = len(OrderStatus)
+N_ACTION = len(OrderAction)
+
+TERMINAL = (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED)
+
+
+def _build_table() -> np.ndarray:
+    s, a = OrderStatus, OrderAction
+    t = np.full((N_STATUS, N_ACTION), -1, dtype=np.int8)
+    t[s.INITIALIZED, a.SUBMIT] = s.SUBMITTED
+    t[s.INITIALIZED, a.REJECTED] = s.REJECTED
+    live = {
+        # status: what it becomes when the venue says it is still working
+        s.SUBMITTED: s.ACCEPTED,
+        s.ACCEPTED: s.ACCEPTED,
+        s.PARTIALLY_FILLED: s.PARTIALLY_FILLED,
+    }
+    for st in (s.SUBMITTED, s.ACCEPTED, s.PARTIALLY_FILLED):
+        t[st, a.PARTIALLY_FILLED] = s.PARTIALLY_FILLED
+        t[st, a.FILLED] = s.FILLED
+        t[st, a.CANCELED] = s.CANCELED
+        t[st, a.EXPIRED] = s.EXPIRED
+        t[st, a.CANCEL_REQUEST] = s.PENDING_CANCEL
+    t[s.SUBMITTED, a.ACCEPTED] = s.ACCEPTED
+    t[s.SUBMITTED, a.REJECTED] = s.REJECTED
+    t[s.ACCEPTED, a.ACCEPTED] = s.ACCEPTED  # duplicated acknowledgement: harmless
+    t[s.PARTIALLY_FILLED, a.ACCEPTED] = s.PARTIALLY_FILLED  # late acknowledgement after a fill
+    for st in (s.ACCEPTED, s.PARTIALLY_FILLED):
+        t[st, a.MODIFY_REQUEST] = s.PENDING_MODIFY
+        t[st, a.MODIFIED] = live[st]
+    # Pending cancel: the order may still fill; a rejected cancel returns it to working.
+    pc = s.PENDING_CANCEL
+    t[pc, a.ACCEPTED] = pc
+    t[pc, a.PARTIALLY_FILLED] = pc
+    t[pc, a.MODIFIED] = pc
+    t[pc, a.FILLED] = s.FILLED
+    t[pc, a.CANCELED] = s.CANCELED
+    t[pc, a.EXPIRED] = s.EXPIRED
+    t[pc, a.REJECTED] = s.ACCEPTED  # cancel refused; the stage restores PARTIALLY_FILLED if filled > 0
+    # Pending modify: the replace may be confirmed or refused, and the order may fill meanwhile.
+    pm = s.PENDING_MODIFY
+    t[pm, a.MODIFIED] = s.ACCEPTED
+    t[pm, a.REJECTED] = s.ACCEPTED
+    t[pm, a.ACCEPTED] = pm
+    t[pm, a.PARTIALLY_FILLED] = pm
+    t[pm, a.FILLED] = s.FILLED
+    t[pm, a.CANCELED] = s.CANCELED
+    t[pm, a.EXPIRED] = s.EXPIRED
+    t[pm, a.CANCEL_REQUEST] = pc
+    return t
+
+
+TRANSITIONS = _build_table()
+"""TRANSITIONS[status, action] -> next status, or -1 when illegal."""
+
+
+@njit(cache=True)
+def next_status(status: int, action: int) -> int:
+    """Return the status an order moves to, or -1 if ``action`` is illegal in ``status``."""
+    if status < 0 or status >= N_STATUS or action < 0 or action >= N_ACTION:
+        return -1
+    return TRANSITIONS[status, action]
+
+
+@njit(cache=True)
+def is_open(status: int) -> bool:
+    """Whether an order may still trade (it counts towards exposure and open orders)."""
+    return (
+        status == OrderStatus.SUBMITTED
+        or status == OrderStatus.ACCEPTED
+        or status == OrderStatus.PARTIALLY_FILLED
+        or status == OrderStatus.PENDING_CANCEL
+        or status == OrderStatus.PENDING_MODIFY
+    )

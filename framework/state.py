@@ -1,0 +1,168 @@
+"""The pipeline's state: one record layout per stage, allocated once, mutated in place.
+
+``Pipeline`` is a namedtuple of numpy arrays so that Numba compiles every access to a
+fixed offset and nothing is allocated per event. Everything ``step`` knows lives here,
+which is what makes a run reproducible: the same state and the same event give the
+same commands. Per-instrument arrays are indexed by the dense ``instrument_id``.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+
+from framework.events import COMMAND_DTYPE, RejectReason
+
+MARKET_DTYPE = np.dtype(
+    [
+        ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"), ("ts_quote", "<i8"),
+        ("last_price", "<i8"), ("last_size", "<i8"), ("ts_trade", "<i8"), ("ts_last", "<i8"),
+        ("bar_open", "<i8"), ("bar_high", "<i8"), ("bar_low", "<i8"), ("bar_close", "<i8"), ("bar_volume", "<i8"),
+        ("ts_bar", "<i8"), ("n_trades", "<i8"), ("n_quotes", "<i8"),
+    ],
+    align=True,
+)
+"""Market-data stage, per instrument: L1 book, last trade, last bar, staleness times."""
+
+POSITION_DTYPE = np.dtype(
+    [
+        ("qty", "<i8"), ("avg_price", "<f8"), ("mark", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"),
+        ("fees", "<f8"), ("traded_notional", "<f8"), ("n_fills", "<i8"), ("open_buy", "<i8"), ("open_sell", "<i8"),
+    ],
+    align=True,
+)
+"""Positions stage, per instrument: fixed-point quantity, average-cost price and PnL, and
+the unfilled size of working buy and sell orders (in flight included), which risk adds
+to the position to bound the worst case."""
+
+PORTFOLIO_DTYPE = np.dtype(
+    [
+        ("initial_capital", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"), ("fees", "<f8"),
+        ("equity", "<f8"), ("high_water_mark", "<f8"), ("drawdown", "<f8"), ("max_drawdown", "<f8"),
+        ("gross_exposure", "<f8"), ("net_position", "<f8"),
+    ],
+    align=True,
+)
+"""Positions stage, whole portfolio (one record)."""
+
+RISK_LIMITS_DTYPE = np.dtype(
+    [("max_order_size", "<i8"), ("max_position", "<i8"), ("price_collar", "<f8")],
+    align=True,
+)
+"""Risk stage, per instrument: max order size and max absolute position (fixed point),
+and the price collar as a fraction of the reference price (0.05 = 5%)."""
+
+RISK_STATE_DTYPE = np.dtype([("kill_switch", "<i8"), ("n_checked", "<i8"), ("n_rejected", "<i8")], align=True)
+
+ORDER_DTYPE = np.dtype(
+    [
+        ("client_order_id", "<i8"), ("ts_created", "<i8"), ("ts_updated", "<i8"),
+        ("price", "<i8"), ("size", "<i8"), ("filled", "<i8"), ("leaves", "<i8"),
+        ("trigger_price", "<i8"), ("expire_ts", "<i8"), ("pending_price", "<i8"), ("pending_size", "<i8"),
+        ("reserved", "<i8"),
+        ("avg_fill_price", "<f8"), ("instrument_id", "<i4"),
+        ("status", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"), ("flags", "u1"),
+        ("venue_id", "u1"), ("reject_reason", "u1"),
+    ],
+    align=True,
+)
+"""Execution stage: one slot of the order table. An order lives in slot
+``client_order_id % capacity``, so lookup is O(1) and slots of finished orders are reused.
+``reserved`` is the extra working size a pending modify may add, held against risk limits
+until the venue confirms or refuses it."""
+
+EXEC_STATE_DTYPE = np.dtype(
+    [
+        ("now", "<i8"), ("next_client_order_id", "<i8"), ("n_open", "<i8"), ("n_intents", "<i8"),
+        ("n_events", "<i8"),
+    ],
+    align=True,
+)
+
+Counter = namedtuple(
+    "Counter",
+    "EVENTS TRADES QUOTES BOOK BARS REPORTS TIMERS CONTROLS OUT_OF_ORDER "
+    "ORDERS_SUBMITTED CANCELS_SENT MODIFIES_SENT FILLS REJECTS_VENUE REJECTS_RISK "
+    "ILLEGAL_TRANSITIONS UNKNOWN_ORDER_REPORTS INTENTS_DROPPED BOOK_LEVELS_DROPPED",
+)(*range(19))
+"""Indices of the pipeline's counters array."""
+
+N_COUNTERS = len(Counter)
+N_REJECT_REASONS = 32
+MAX_INTENTS = 64
+"""Intents one strategy call may emit; more are dropped and counted (a runaway guard)."""
+
+Pipeline = namedtuple(
+    "Pipeline",
+    [
+        "market", "book", "book_depth",  # market data
+        "risk_limits", "risk_state", "reject_counts",  # risk
+        "orders", "exec_state", "intents",  # execution
+        "positions", "portfolio",  # positions
+        "counters",
+    ],
+)
+"""All pipeline state. ``book[i, side, level] = (price, size)`` with side 0 bids
+(descending) and 1 asks (ascending); ``book_depth[i, side]`` levels in use."""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Sizes and limits the pipeline is allocated with."""
+
+    n_instruments: int = 1
+    order_capacity: int = 4096
+    book_levels: int = 256
+    initial_capital: float = 1_000_000.0
+    max_order_size: tuple[int, ...] = (0,)
+    """Per instrument, fixed point; 0 means no order may be sent."""
+    max_position: tuple[int, ...] = (0,)
+    price_collar: tuple[float, ...] = (0.05,)
+
+
+def _per_instrument(values: tuple, n: int, name: str) -> list:
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        raise ValueError(f"{name}: {len(values)} values for {n} instruments; give one value or one per instrument")
+    return list(values)
+
+
+def allocate(spec: PipelineSpec) -> Pipeline:
+    """Allocate a fresh pipeline state for ``spec``: flat, zeroed, ready for ``step``."""
+    n = spec.n_instruments
+    if n < 1:
+        raise ValueError(f"n_instruments must be at least 1, got {n}")
+    if spec.order_capacity < 2:
+        raise ValueError(f"order_capacity must be at least 2, got {spec.order_capacity}")
+    risk_limits = np.zeros(n, RISK_LIMITS_DTYPE)
+    risk_limits["max_order_size"] = _per_instrument(spec.max_order_size, n, "max_order_size")
+    risk_limits["max_position"] = _per_instrument(spec.max_position, n, "max_position")
+    risk_limits["price_collar"] = _per_instrument(spec.price_collar, n, "price_collar")
+    portfolio = np.zeros(1, PORTFOLIO_DTYPE)
+    portfolio["initial_capital"] = spec.initial_capital
+    portfolio["equity"] = spec.initial_capital
+    portfolio["high_water_mark"] = spec.initial_capital
+    exec_state = np.zeros(1, EXEC_STATE_DTYPE)
+    exec_state["next_client_order_id"] = 1
+    return Pipeline(
+        market=np.zeros(n, MARKET_DTYPE),
+        book=np.zeros((n, 2, spec.book_levels, 2), np.int64),
+        book_depth=np.zeros((n, 2), np.int64),
+        risk_limits=risk_limits,
+        risk_state=np.zeros(1, RISK_STATE_DTYPE),
+        reject_counts=np.zeros(N_REJECT_REASONS, np.int64),
+        orders=np.zeros(spec.order_capacity, ORDER_DTYPE),
+        exec_state=exec_state,
+        intents=np.zeros(MAX_INTENTS, COMMAND_DTYPE),
+        positions=np.zeros(n, POSITION_DTYPE),
+        portfolio=portfolio,
+        counters=np.zeros(N_COUNTERS, np.int64),
+    )
+
+
+def reject_reason_names() -> dict[int, str]:
+    """Map reject reason codes to names, for reports."""
+    return {code: name for name, code in RejectReason._asdict().items()}

@@ -1,0 +1,120 @@
+"""``step``: the whole trading pipeline as one pure function of its state and one event.
+
+    step(p, ev, out, on_event, params, state) -> number of commands written to ``out``
+
+Stages run in the contract's order, inbound work first: market data updates the
+books; execution applies venue reports and positions book their fills and revalue;
+risk applies control events; then the strategy (the signal stage) sees the event
+and states intents, and each intent passes risk and execution on its way out as a
+command. Time is the event's ``ts_recv`` and nothing else: no wall clock, no
+randomness, no containers of unknown order. An event older than the last one is
+refused and counted, never applied.
+
+``on_event(p, params, state, ev)`` is the strategy's kernel; ``step`` is compiled once
+per strategy (Numba specialises on the kernel) and cached.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.events import CommandKind, ControlCode, EventKind
+from framework.execution import apply_report, cancel, modify, submit
+from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
+from framework.order_state import OrderAction, is_open, next_status
+from framework.positions import mark_to_market
+from framework.risk import apply_control
+from framework.state import Counter
+
+MIN_REPORT_KIND = EventKind.ACCEPTED
+MAX_REPORT_KIND = EventKind.MODIFIED
+
+
+@njit(cache=True)
+def _cancel_all(p, out, n_out: int) -> int:
+    """Cancel every working order: what the kill switch does first."""
+    orders = p.orders
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if is_open(o.status) and next_status(o.status, OrderAction.CANCEL_REQUEST) >= 0:
+            intent = p.intents[0]
+            intent.client_order_id = o.client_order_id
+            n_out = cancel(p, intent, out, n_out)
+    return n_out
+
+
+@njit(cache=True)
+def _inbound(p, ev, out, n_out: int) -> int:
+    kind = ev.kind
+    c = p.counters
+    if kind == EventKind.TRADE:
+        c[Counter.TRADES] += 1
+        apply_trade(p.market, ev)
+        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+    elif kind == EventKind.QUOTE:
+        c[Counter.QUOTES] += 1
+        apply_quote(p.market, ev)
+        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+    elif kind == EventKind.BOOK_DELTA or kind == EventKind.BOOK_SNAPSHOT:
+        c[Counter.BOOK] += 1
+        if not apply_book(p.market, p.book, p.book_depth, ev):
+            c[Counter.BOOK_LEVELS_DROPPED] += 1
+        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+    elif kind == EventKind.BAR:
+        c[Counter.BARS] += 1
+        apply_bar(p.market, ev)
+        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+    elif kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
+        c[Counter.REPORTS] += 1
+        apply_report(p, ev)
+    elif kind == EventKind.TIMER:
+        c[Counter.TIMERS] += 1
+    elif kind == EventKind.CONTROL:
+        c[Counter.CONTROLS] += 1
+        apply_control(p, ev)
+        if ev.control == ControlCode.KILL_SWITCH_ON:
+            n_out = _cancel_all(p, out, n_out)
+    return n_out
+
+
+@njit(cache=True)
+def _outbound(p, out, n_out: int) -> int:
+    es = p.exec_state[0]
+    for k in range(es.n_intents):
+        intent = p.intents[k]
+        kind = intent.kind
+        if kind == CommandKind.SUBMIT:
+            n_out = submit(p, intent, out, n_out)
+        elif kind == CommandKind.CANCEL:
+            n_out = cancel(p, intent, out, n_out)
+        elif kind == CommandKind.MODIFY:
+            n_out = modify(p, intent, out, n_out)
+        elif kind == CommandKind.SET_TIMER:
+            c = out[n_out]
+            c.ts_event = es.now
+            c.kind = CommandKind.SET_TIMER
+            c.client_order_id = intent.client_order_id
+            c.expire_ts = intent.expire_ts
+            n_out += 1
+    es.n_intents = 0
+    return n_out
+
+
+@njit(cache=True)
+def step(p, ev, out, on_event, params, state) -> int:
+    """Feed one event through the five stages; write the resulting commands to ``out``.
+
+    ``out`` must hold at least ``len(p.orders) + len(p.intents)`` records (the kill
+    switch may cancel every order). Returns how many commands were written.
+    """
+    es = p.exec_state[0]
+    if ev.ts_recv < es.now:
+        p.counters[Counter.OUT_OF_ORDER] += 1
+        return 0
+    es.now = ev.ts_recv
+    es.n_events += 1
+    p.counters[Counter.EVENTS] += 1
+    n_out = _inbound(p, ev, out, 0)
+    es.n_intents = 0
+    on_event(p, params, state, ev)
+    return _outbound(p, out, n_out)

@@ -1,0 +1,149 @@
+"""Drive the compiled loop over a stream of data chunks and collect what it produced.
+
+Python touches the data once per chunk: it hands the loop a buffer (the rows the
+strategy has not seen yet from the previous chunk, then the new chunk), drains the
+fills, equity samples and journal blocks when the loop asks, and moves on. One chunk
+of look-ahead tells the loop when the next buffer starts, which is all it needs to
+keep the global time order across buffer boundaries. Memory is bounded by the chunk
+size, whatever the length of the history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from framework.events import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, TS_MAX, concat_events
+from framework.journal import JournalHasher, JournalWriter
+from framework.state import Pipeline
+from sim.exchange import Exchange
+from sim.loop import Loop, Status, final_sample, run_chunk
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced: fills, equity samples, the journal hash and timings."""
+
+    fills: np.ndarray
+    equity: np.ndarray
+    n_events: int
+    n_inputs: int
+    loop_seconds: float
+    total_seconds: float
+    journal_hash: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Strategy:
+    """A strategy as the loop sees it: its compiled kernel, parameter record and state."""
+
+    on_event: Callable
+    params: np.ndarray
+    state: object
+
+
+class Backtest:
+    """One backtest: the pipeline, the simulated exchange, the loop state and a strategy."""
+
+    def __init__(self, pipeline: Pipeline, exchange: Exchange, loop: Loop, strategy: Strategy,
+                 journal: JournalWriter | JournalHasher | None = None) -> None:
+        self.p = pipeline
+        self.ex = exchange
+        self.lp = loop
+        self.strategy = strategy
+        self.journal = journal
+        self._fills: list[np.ndarray] = []
+        self._equity: list[np.ndarray] = []
+
+    def _drain(self) -> None:
+        n = int(self.ex.n_fills[0])
+        if n:
+            self._fills.append(self.ex.fills[:n].copy())
+            self.ex.n_fills[0] = 0
+        st = self.lp.st
+        n = int(st["n_equity"][0])
+        if n:
+            self._equity.append(self.lp.equity[:n].copy())
+            st["n_equity"] = 0
+        ne, nc = int(st["n_journal_events"][0]), int(st["n_journal_commands"][0])
+        if self.journal is not None and (ne or nc):
+            blocks = (self.lp.journal_events[:ne], self.lp.journal_commands[:nc])
+            if isinstance(self.journal, JournalWriter):
+                self.journal.write(*blocks)
+            else:
+                self.journal.update(*blocks)
+        st["n_journal_events"] = 0
+        st["n_journal_commands"] = 0
+
+    def _run_buffer(self, events: np.ndarray, next_ts: int, final: bool) -> float:
+        s = self.strategy
+        spent = 0.0
+        while True:
+            t0 = time.perf_counter()
+            status = run_chunk(
+                events, len(events), next_ts, final, self.p, self.ex, self.lp, s.on_event, s.params, s.state
+            )
+            spent += time.perf_counter() - t0
+            self._drain()
+            if status == Status.DONE:
+                return spent
+            if status != Status.OUTPUT_FULL:
+                name = Status._fields[status]
+                raise RuntimeError(
+                    f"backtest stopped: {name}. The strategy keeps more orders or timers in flight than the "
+                    "simulator's queues hold; raise sim.queue_capacity or check the strategy for a runaway loop."
+                )
+
+    def run(self, chunks: Iterable[np.ndarray], progress: Callable[[int], None] | None = None) -> BacktestResult:
+        """Run the whole stream of EVENT_DTYPE chunks; ``progress`` gets each chunk's row count."""
+        t_start = time.perf_counter()
+        loop_seconds = 0.0
+        n_events = 0
+        it: Iterator[np.ndarray] = iter(chunks)
+        current = next(it, None)
+        carry = np.zeros(0, EVENT_DTYPE)
+        st = self.lp.st
+        while current is not None:
+            if current.dtype != EVENT_DTYPE:
+                raise TypeError(
+                    f"backtest input chunk has dtype {current.dtype} (itemsize {current.dtype.itemsize}), not "
+                    "EVENT_DTYPE: build event arrays with framework.events.concat_events, never np.concatenate"
+                )
+            upcoming = next(it, None)
+            events = current if len(carry) == 0 else concat_events([carry, current])
+            st["ex_i"] = len(carry)
+            st["st_i"] = 0
+            next_ts = int(upcoming["ts_event"][0]) if upcoming is not None and len(upcoming) else TS_MAX
+            loop_seconds += self._run_buffer(events, next_ts, upcoming is None)
+            n_events += len(current)
+            carry = events[int(st["st_i"][0]):].copy()
+            if progress is not None:
+                progress(len(current))
+            current = upcoming
+        if n_events == 0:
+            loop_seconds += self._run_buffer(np.zeros(0, EVENT_DTYPE), TS_MAX, True)
+        final_sample(self.lp, self.p)
+        self._drain()
+        journal_hash = None
+        if isinstance(self.journal, JournalWriter):
+            journal_hash = self.journal.close()
+        elif isinstance(self.journal, JournalHasher):
+            journal_hash = self.journal.hexdigest()
+        fills = np.concatenate(self._fills) if self._fills else np.zeros(0, FILL_DTYPE)
+        equity = np.concatenate(self._equity) if self._equity else np.zeros(0, EQUITY_DTYPE)
+        return BacktestResult(
+            fills=fills,
+            equity=equity,
+            n_events=n_events,
+            n_inputs=int(st["n_inputs"][0]),
+            loop_seconds=loop_seconds,
+            total_seconds=time.perf_counter() - t_start,
+            journal_hash=journal_hash,
+        )
+
+
+

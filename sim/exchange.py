@@ -1,0 +1,468 @@
+"""The simulated exchange on L1 data: what an order would really have got from this market.
+
+The exchange sees market data at ``ts_event`` (venue time), before the strategy does,
+and orders when they arrive after the order latency. It never invents liquidity:
+
+* An aggressive order (market, or a limit priced through the touch) takes the opposite
+  touch at the touch's price, capped by the size shown there and not yet taken by our
+  own earlier orders on that quote. With no quote yet (a trades-only history), it waits
+  for the next print and takes it at the print's price, capped by the print's size.
+* A resting order fills at its own price when a later print or quote reaches it (see
+  the fill rule in ``sim.models``), capped by that print's or quote's size, which all
+  our resting orders share in time priority.
+* IOC takes what is there and expires the rest; FOK fills completely at once or
+  expires; post-only is rejected if it would take; market orders are IOC.
+* Bars count as a print range: a resting order fills if the bar's range reaches it,
+  capped by the bar's volume; a waiting aggressive order fills at the bar's open.
+* L2 book records do not move the exchange in this model (queue position on L2 data
+  is a separate model); they still reach the strategy.
+
+Reports (ACCEPTED, fills, CANCELED, EXPIRED, MODIFIED, REJECTED) travel back through
+the response channel, FIFO, and every fill is also written to the fills buffer.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from framework.events import (
+    EVENT_DTYPE,
+    FILL_DTYPE,
+    CommandKind,
+    EventKind,
+    Liquidity,
+    OrderFlag,
+    OrderType,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
+from sim.models import Channel, fee_fixed, latency_ns, rests_filled
+
+EX_MARKET_DTYPE = np.dtype(
+    [
+        ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"),
+        ("bid_left", "<i8"), ("ask_left", "<i8"), ("last_price", "<i8"), ("has_quote", "<i8"),
+    ],
+    align=True,
+)
+"""The exchange's view of one instrument; ``*_left`` is touch size our orders have not taken."""
+
+SIM_ORDER_DTYPE = np.dtype(
+    [
+        ("client_order_id", "<i8"), ("price", "<i8"), ("size", "<i8"), ("filled", "<i8"), ("leaves", "<i8"),
+        ("instrument_id", "<i4"), ("venue_id", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"),
+        ("flags", "u1"), ("active", "u1"), ("aggressive", "u1"),
+    ],
+    align=True,
+)
+
+Exchange = namedtuple(
+    "Exchange", ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng"]
+)
+"""Exchange state. ``active[i, :n_active[i]]`` are the order slots resting on instrument
+``i`` in time priority; ``reports`` is the response channel's ring buffer with
+``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made."""
+
+RQ_HEAD, RQ_TAIL, RQ_LAST, RQ_OVERFLOW = 0, 1, 2, 3
+
+
+def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, rng: np.ndarray,
+                      report_capacity: int = 1 << 14, fill_capacity: int = 1 << 16) -> Exchange:
+    """Allocate an empty exchange; ``prm`` and ``rng`` are shared with the loop."""
+    return Exchange(
+        market=np.zeros(n_instruments, EX_MARKET_DTYPE),
+        orders=np.zeros(order_capacity, SIM_ORDER_DTYPE),
+        active=np.zeros((n_instruments, order_capacity), np.int64),
+        n_active=np.zeros(n_instruments, np.int64),
+        reports=np.zeros(report_capacity, EVENT_DTYPE),
+        rq=np.zeros(4, np.int64),
+        fills=np.zeros(fill_capacity, FILL_DTYPE),
+        n_fills=np.zeros(1, np.int64),
+        prm=prm,
+        rng=rng,
+    )
+
+
+@njit(cache=True)
+def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: int) -> None:
+    rq = ex.rq
+    cap = ex.reports.shape[0]
+    if rq[RQ_TAIL] - rq[RQ_HEAD] >= cap:
+        rq[RQ_OVERFLOW] = 1
+        return
+    arrival = t + latency_ns(ex.prm[0], ex.rng, Channel.RESPONSE)
+    if arrival < rq[RQ_LAST]:
+        arrival = rq[RQ_LAST]
+    rq[RQ_LAST] = arrival
+    r = ex.reports[rq[RQ_TAIL] % cap]
+    rq[RQ_TAIL] += 1
+    r.ts_event = t
+    r.ts_recv = arrival
+    r.kind = kind
+    r.side = o.side
+    r.flags = flags
+    r.venue_id = o.venue_id
+    r.instrument_id = o.instrument_id
+    r.price = price
+    r.size = size
+    r.client_order_id = o.client_order_id
+    r.leaves_qty = o.leaves
+    r.fee = fee
+
+
+@njit(cache=True)
+def _reject_unknown(ex, t: int, cmd) -> None:
+    """Refuse a cancel or modify for an order that is not resting (filled, canceled or never seen)."""
+    tmp = ex.orders[0:1].copy()
+    o = tmp[0]
+    o.client_order_id = cmd.client_order_id
+    o.side = cmd.side
+    o.venue_id = cmd.venue_id
+    o.instrument_id = cmd.instrument_id
+    o.leaves = 0
+    _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER)
+
+
+@njit(cache=True)
+def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
+    prm = ex.prm[0]
+    rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
+    fee = fee_fixed(price, size, rate)
+    o.filled += size
+    o.leaves -= size
+    kind = EventKind.FILLED if o.leaves == 0 else EventKind.PARTIALLY_FILLED
+    _report(ex, t, kind, o, price, size, fee, liquidity)
+    k = ex.n_fills[0]
+    if k < ex.fills.shape[0]:
+        f = ex.fills[k]
+        f.ts_event = t
+        f.client_order_id = o.client_order_id
+        f.price = price
+        f.size = size
+        f.fee = fee
+        f.instrument_id = o.instrument_id
+        f.venue_id = o.venue_id
+        f.side = o.side
+        f.liquidity = liquidity
+        f.order_type = o.order_type
+        ex.n_fills[0] = k + 1
+
+
+@njit(cache=True)
+def _deactivate(ex, slot: int) -> None:
+    o = ex.orders[slot]
+    o.active = 0
+    i = o.instrument_id
+    n = ex.n_active[i]
+    row = ex.active[i]
+    for k in range(n):
+        if row[k] == slot:
+            for j in range(k, n - 1):
+                row[j] = row[j + 1]
+            ex.n_active[i] = n - 1
+            return
+
+
+@njit(cache=True)
+def _activate(ex, slot: int) -> None:
+    o = ex.orders[slot]
+    o.active = 1
+    i = o.instrument_id
+    ex.active[i, ex.n_active[i]] = slot
+    ex.n_active[i] += 1
+
+
+@njit(cache=True)
+def _touch(m, side: int) -> tuple[int, int]:
+    """Opposite touch price and size still available to an order of ``side``."""
+    if side == Side.BUY:
+        return m.ask_price, m.ask_left
+    return m.bid_price, m.bid_left
+
+
+@njit(cache=True)
+def _take_touch(m, side: int, size: int) -> None:
+    if side == Side.BUY:
+        m.ask_left -= size
+    else:
+        m.bid_left -= size
+
+
+@njit(cache=True)
+def _crosses_touch(m, o) -> bool:
+    if m.has_quote == 0:
+        return False
+    if o.order_type == OrderType.MARKET:
+        return True
+    if o.side == Side.BUY:
+        return m.ask_size > 0 and o.price >= m.ask_price
+    return m.bid_size > 0 and o.price <= m.bid_price
+
+
+@njit(cache=True)
+def _is_marketable(m, o) -> bool:
+    if o.order_type == OrderType.MARKET:
+        return True
+    if m.has_quote != 0:
+        return _crosses_touch(m, o)
+    if m.last_price > 0:
+        return o.price >= m.last_price if o.side == Side.BUY else o.price <= m.last_price
+    return False
+
+
+@njit(cache=True)
+def _take(ex, t: int, o) -> None:
+    """Fill an aggressive order against the quoted touch as far as the shown size allows."""
+    m = ex.market[o.instrument_id]
+    price, avail = _touch(m, o.side)
+    if avail <= 0 or price <= 0:
+        return
+    if o.order_type != OrderType.MARKET and not _crosses_touch(m, o):
+        return
+    q = o.leaves if o.leaves < avail else avail
+    _take_touch(m, o.side, q)
+    _fill(ex, t, o, price, q, Liquidity.TAKER)
+
+
+@njit(cache=True)
+def _finish_immediate(ex, t: int, slot: int) -> None:
+    """After the immediate part: expire an IOC/market remainder, or start resting."""
+    o = ex.orders[slot]
+    if o.leaves == 0:
+        return
+    if o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK or o.order_type == OrderType.MARKET:
+        if ex.market[o.instrument_id].has_quote != 0:
+            _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+            return
+        # Trades-only history: no touch to take; wait for the next print.
+        o.aggressive = 1
+    _activate(ex, slot)
+
+
+@njit(cache=True)
+def on_submit(ex, t: int, cmd) -> None:
+    """An order arrives: reject, or accept and take what the market offers, then rest or expire."""
+    slot = cmd.client_order_id % ex.orders.shape[0]
+    o = ex.orders[slot]
+    bad = cmd.size <= 0 or (cmd.order_type != OrderType.MARKET and cmd.price <= 0)
+    bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[0]
+    busy = o.active != 0 and o.client_order_id != cmd.client_order_id
+    o.client_order_id = cmd.client_order_id
+    if busy:
+        return
+    o.price = cmd.price
+    o.size = cmd.size
+    o.filled = 0
+    o.leaves = cmd.size
+    o.instrument_id = cmd.instrument_id if not bad else 0
+    o.venue_id = cmd.venue_id
+    o.side = cmd.side
+    o.order_type = cmd.order_type
+    o.tif = cmd.tif
+    o.flags = cmd.flags
+    o.active = 0
+    o.aggressive = 0
+    if bad:
+        o.leaves = 0
+        _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, RejectReason.INVALID_ORDER)
+        return
+    m = ex.market[o.instrument_id]
+    marketable = _is_marketable(m, o)
+    if marketable and (o.flags & OrderFlag.POST_ONLY) != 0:
+        o.leaves = 0
+        _report(ex, t, EventKind.REJECTED, o, o.price, 0, 0, RejectReason.POST_ONLY_WOULD_TAKE)
+        return
+    _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
+    if not marketable:
+        if o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK:
+            _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+            o.leaves = 0
+            return
+        _activate(ex, slot)
+        return
+    if m.has_quote != 0 and o.tif == TimeInForce.FOK:
+        price, avail = _touch(m, o.side)
+        if avail < o.leaves:
+            _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+            o.leaves = 0
+            return
+    if m.has_quote != 0:
+        _take(ex, t, o)
+    _finish_immediate(ex, t, slot)
+
+
+@njit(cache=True)
+def on_cancel(ex, t: int, cmd) -> None:
+    """A cancel arrives: cancel the resting order, or reject if it is no longer there."""
+    slot = cmd.client_order_id % ex.orders.shape[0]
+    o = ex.orders[slot]
+    if o.active == 0 or o.client_order_id != cmd.client_order_id:
+        _reject_unknown(ex, t, cmd)
+        return
+    _deactivate(ex, slot)
+    _report(ex, t, EventKind.CANCELED, o, o.price, 0, 0, 0)
+    o.leaves = 0
+
+
+@njit(cache=True)
+def on_modify(ex, t: int, cmd) -> None:
+    """A modify arrives: reprice and resize (losing time priority), or reject it."""
+    slot = cmd.client_order_id % ex.orders.shape[0]
+    o = ex.orders[slot]
+    if o.active == 0 or o.client_order_id != cmd.client_order_id:
+        _reject_unknown(ex, t, cmd)
+        return
+    new_leaves = cmd.size - o.filled
+    old_price = o.price
+    o.price = cmd.price
+    would_take = _is_marketable(ex.market[o.instrument_id], o)
+    if new_leaves <= 0 or cmd.price <= 0 or (would_take and (o.flags & OrderFlag.POST_ONLY) != 0):
+        o.price = old_price
+        reason = RejectReason.POST_ONLY_WOULD_TAKE if would_take else RejectReason.INVALID_ORDER
+        _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, reason)
+        return
+    _deactivate(ex, slot)
+    o.size = cmd.size
+    o.leaves = new_leaves
+    _report(ex, t, EventKind.MODIFIED, o, o.price, 0, 0, 0)
+    if would_take and ex.market[o.instrument_id].has_quote != 0:
+        _take(ex, t, o)
+    if o.leaves > 0:
+        _activate(ex, slot)
+
+
+@njit(cache=True)
+def on_command(ex, t: int, cmd) -> None:
+    """Dispatch an order command that has reached the venue."""
+    if cmd.kind == CommandKind.SUBMIT:
+        on_submit(ex, t, cmd)
+    elif cmd.kind == CommandKind.CANCEL:
+        on_cancel(ex, t, cmd)
+    elif cmd.kind == CommandKind.MODIFY:
+        on_modify(ex, t, cmd)
+
+
+@njit(cache=True)
+def _match_print(ex, t: int, i: int, price: int, size: int, aggressive_price: int) -> None:
+    """Let resting orders on instrument ``i`` trade against a print of ``size`` at ``price``."""
+    fill_model = ex.prm[0].fill_model
+    left = size
+    k = 0
+    while k < ex.n_active[i] and left > 0:
+        slot = ex.active[i, k]
+        o = ex.orders[slot]
+        q = 0
+        px = 0
+        liq = Liquidity.MAKER
+        if o.aggressive != 0:
+            if o.order_type == OrderType.MARKET or (
+                (o.side == Side.BUY and aggressive_price <= o.price)
+                or (o.side == Side.SELL and aggressive_price >= o.price)
+            ):
+                q = o.leaves if o.leaves < left else left
+                px = aggressive_price
+                liq = Liquidity.TAKER
+        elif rests_filled(fill_model, o.side, o.price, price):
+            q = o.leaves if o.leaves < left else left
+            px = o.price
+        if q > 0:
+            left -= q
+            _fill(ex, t, o, px, q, liq)
+        if o.aggressive != 0 and (o.tif == TimeInForce.IOC or o.order_type == OrderType.MARKET) and o.leaves > 0:
+            # An IOC waiting on a trades-only history gets one print, then expires.
+            if q > 0:
+                _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+                o.leaves = 0
+        if o.leaves == 0:
+            _deactivate(ex, slot)
+        else:
+            k += 1
+
+
+@njit(cache=True)
+def _match_quote(ex, t: int, i: int) -> None:
+    """Let resting orders on instrument ``i`` fill against a quote that reached them."""
+    m = ex.market[i]
+    fill_model = ex.prm[0].fill_model
+    k = 0
+    while k < ex.n_active[i]:
+        slot = ex.active[i, k]
+        o = ex.orders[slot]
+        if o.aggressive != 0:
+            o.aggressive = 0
+            _take(ex, t, o)
+            if o.leaves > 0 and (o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK or o.order_type == OrderType.MARKET):
+                _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+                o.leaves = 0
+        else:
+            price, avail = _touch(m, o.side)
+            if avail > 0 and price > 0 and rests_filled(fill_model, o.side, o.price, price):
+                q = o.leaves if o.leaves < avail else avail
+                _take_touch(m, o.side, q)
+                _fill(ex, t, o, o.price, q, Liquidity.MAKER)
+        if o.leaves == 0:
+            _deactivate(ex, slot)
+        else:
+            k += 1
+
+
+@njit(cache=True)
+def on_market(ex, ev) -> None:
+    """Update the exchange's view with one market-data record and fill what it reaches."""
+    i = ev.instrument_id
+    m = ex.market[i]
+    kind = ev.kind
+    t = ev.ts_event
+    if kind == EventKind.TRADE:
+        m.last_price = ev.price
+        if ex.n_active[i] > 0:
+            _match_print(ex, t, i, ev.price, ev.size, ev.price)
+    elif kind == EventKind.QUOTE:
+        m.has_quote = 1
+        m.bid_price = ev.bid_price
+        m.bid_size = ev.bid_size
+        m.ask_price = ev.ask_price
+        m.ask_size = ev.ask_size
+        m.bid_left = ev.bid_size
+        m.ask_left = ev.ask_size
+        if ex.n_active[i] > 0:
+            _match_quote(ex, t, i)
+    elif kind == EventKind.BAR:
+        m.last_price = ev.close
+        if ex.n_active[i] > 0:
+            # Buys are reached by the bar's low, sells by its high.
+            _match_bar(ex, t, i, ev)
+
+
+@njit(cache=True)
+def _match_bar(ex, t: int, i: int, ev) -> None:
+    fill_model = ex.prm[0].fill_model
+    left = ev.volume
+    k = 0
+    while k < ex.n_active[i] and left > 0:
+        slot = ex.active[i, k]
+        o = ex.orders[slot]
+        q = 0
+        if o.aggressive != 0:
+            reach = ev.open
+            ok = o.order_type == OrderType.MARKET or (o.side == Side.BUY and reach <= o.price) or (
+                o.side == Side.SELL and reach >= o.price
+            )
+            if ok:
+                q = o.leaves if o.leaves < left else left
+                left -= q
+                _fill(ex, t, o, reach, q, Liquidity.TAKER)
+        else:
+            reach = ev.low if o.side == Side.BUY else ev.high
+            if rests_filled(fill_model, o.side, o.price, reach):
+                q = o.leaves if o.leaves < left else left
+                left -= q
+                _fill(ex, t, o, o.price, q, Liquidity.MAKER)
+        if o.leaves == 0:
+            _deactivate(ex, slot)
+        else:
+            k += 1

@@ -1,0 +1,254 @@
+"""The compiled backtest loop: event merge, simulated clock, ``step`` and the exchange in Numba.
+
+Five sources compete for the next moment, and the earliest wins. At equal times the
+fixed priority below decides (the project's tie-break rule, also in docs/concepts):
+
+    1. market data at the exchange   (row ``ex_i`` at its ``ts_event``)
+    2. an order command reaching the exchange
+    3. an execution report reaching the strategy
+    4. market data reaching the strategy (row ``st_i`` at ``ts_event + feed latency``)
+    5. a timer the strategy set
+
+and within one source, the sequence order (data rows as the catalog merged them,
+messages FIFO, timers by the order they were set). So the venue always moves before
+anyone reacts to it, and a strategy never sees a row before its exchange time plus
+the feed latency.
+
+``run_chunk`` processes one buffer of rows and returns a status when the buffer is
+exhausted (``DONE``) or an output buffer needs draining, so Python is called once
+per chunk, never per event. All loop state lives in arrays, so a call can resume
+exactly where the previous one stopped. The buffer's ``ts_recv`` field is set to the
+strategy-side arrival time as the exchange side passes each row: the rows ``step``
+sees, and the journal records, carry the time the strategy received them.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, CommandKind, EventKind
+from framework.journal import JOURNAL_COMMAND_DTYPE
+from framework.step import step
+from sim.exchange import RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
+from sim.models import Channel, latency_ns
+
+Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL")(0, 1, 2, 3, 4)
+
+LOOP_DTYPE = np.dtype(
+    [
+        ("ex_i", "<i8"), ("st_i", "<i8"), ("feed_last", "<i8"), ("order_last", "<i8"),
+        ("oq_head", "<i8"), ("oq_tail", "<i8"), ("n_timers", "<i8"), ("timer_seq", "<i8"),
+        ("next_sample_ts", "<i8"), ("last_data_ts", "<i8"), ("n_equity", "<i8"),
+        ("n_journal_events", "<i8"), ("n_journal_commands", "<i8"), ("n_inputs", "<i8"), ("journal_on", "<i8"),
+    ],
+    align=True,
+)
+
+Loop = namedtuple(
+    "Loop",
+    [
+        "st", "orders_q", "orders_q_ts", "timer_ts", "timer_id", "timer_seq", "scratch", "out",
+        "equity", "journal_events", "journal_commands",
+    ],
+)
+
+
+def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 << 14, timer_capacity: int = 1024,
+                  equity_capacity: int = 1 << 16, journal_capacity: int = 1 << 16, journal: bool = False) -> Loop:
+    """Allocate the loop's queues and output buffers."""
+    st = np.zeros(1, LOOP_DTYPE)
+    st["journal_on"] = int(journal)
+    jcap = journal_capacity if journal else 1
+    return Loop(
+        st=st,
+        orders_q=np.zeros(queue_capacity, COMMAND_DTYPE),
+        orders_q_ts=np.zeros(queue_capacity, np.int64),
+        timer_ts=np.zeros(timer_capacity, np.int64),
+        timer_id=np.zeros(timer_capacity, np.int64),
+        timer_seq=np.zeros(timer_capacity, np.int64),
+        scratch=np.zeros(1, EVENT_DTYPE),
+        out=np.zeros(order_capacity + intents, COMMAND_DTYPE),
+        equity=np.zeros(equity_capacity, EQUITY_DTYPE),
+        journal_events=np.zeros(jcap, EVENT_DTYPE),
+        journal_commands=np.zeros(max(jcap, order_capacity + intents + 1) if journal else 1, JOURNAL_COMMAND_DTYPE),
+    )
+
+
+@njit(cache=True)
+def _next_timer(lp) -> int:
+    """Index of the earliest timer (ties: the one set first), or -1."""
+    st = lp.st[0]
+    best = -1
+    for k in range(st.n_timers):
+        if best < 0 or lp.timer_ts[k] < lp.timer_ts[best] or (
+            lp.timer_ts[k] == lp.timer_ts[best] and lp.timer_seq[k] < lp.timer_seq[best]
+        ):
+            best = k
+    return best
+
+
+@njit(cache=True)
+def _record_equity(lp, p, t: int) -> None:
+    st = lp.st[0]
+    pf = p.portfolio[0]
+    e = lp.equity[st.n_equity]
+    e.ts_event = t
+    e.equity = pf.equity
+    e.realized_pnl = pf.realized_pnl
+    e.unrealized_pnl = pf.unrealized_pnl
+    e.fees = pf.fees
+    e.gross_exposure = pf.gross_exposure
+    e.net_position = pf.net_position
+    st.n_equity += 1
+
+
+@njit(cache=True)
+def _sample_equity(lp, p, t: int, interval: int) -> None:
+    """Sample the portfolio as it stands before the first input of each interval."""
+    st = lp.st[0]
+    if interval <= 0 or t < st.next_sample_ts:
+        return
+    _record_equity(lp, p, t)
+    st.next_sample_ts = t - t % interval + interval
+
+
+@njit(cache=True)
+def _feed(lp, p, ev, ex, on_event, params, state) -> int:
+    """Run one input through ``step``, journal it, and route its commands. Returns a Status."""
+    st = lp.st[0]
+    n_out = step(p, ev, lp.out, on_event, params, state)
+    index = st.n_inputs
+    st.n_inputs = index + 1
+    if st.journal_on != 0:
+        lp.journal_events[st.n_journal_events] = ev
+        st.n_journal_events += 1
+    now = ev.ts_recv
+    prm = ex.prm[0]
+    cap = lp.orders_q.shape[0]
+    for k in range(n_out):
+        c = lp.out[k]
+        if st.journal_on != 0:
+            j = lp.journal_commands[st.n_journal_commands]
+            j.input_index = index
+            j.command = c
+            st.n_journal_commands += 1
+        if c.kind == CommandKind.SUBMIT or c.kind == CommandKind.CANCEL or c.kind == CommandKind.MODIFY:
+            if st.oq_tail - st.oq_head >= cap:
+                return 2  # Status.ORDER_QUEUE_FULL
+            arrival = now + latency_ns(prm, ex.rng, Channel.ORDER)
+            if arrival < st.order_last:
+                arrival = st.order_last
+            st.order_last = arrival
+            slot = st.oq_tail % cap
+            lp.orders_q[slot] = c
+            lp.orders_q_ts[slot] = arrival
+            st.oq_tail += 1
+        elif c.kind == CommandKind.SET_TIMER:
+            if st.n_timers >= lp.timer_ts.shape[0]:
+                return 4  # Status.TIMERS_FULL
+            lp.timer_ts[st.n_timers] = c.expire_ts if c.expire_ts > now else now
+            lp.timer_id[st.n_timers] = c.client_order_id
+            lp.timer_seq[st.n_timers] = st.timer_seq
+            st.timer_seq += 1
+            st.n_timers += 1
+    return 0
+
+
+@njit(cache=True)
+def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_event, params, state) -> int:
+    """Advance the simulation through ``events[:n_events]``; see the module docstring.
+
+    Items other than this buffer's exchange-side rows are processed only while they
+    are earlier than ``next_ts``, the first exchange time of the next buffer (ties go to
+    market data at the exchange, which comes first). With ``final`` every queue is
+    drained and timers stop at the last data time.
+    """
+    st = lp.st[0]
+    prm = ex.prm[0]
+    interval = prm.equity_interval_ns
+    rq = ex.rq
+    rcap = ex.reports.shape[0]
+    ocap = lp.orders_q.shape[0]
+    fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
+    equity_room = lp.equity.shape[0] - 2
+    journal_room = lp.journal_events.shape[0] - 1
+    command_room = lp.journal_commands.shape[0] - lp.out.shape[0]
+    while True:
+        if ex.n_fills[0] > fill_room or st.n_equity > equity_room:
+            return Status.OUTPUT_FULL
+        if st.journal_on != 0 and (st.n_journal_events > journal_room or st.n_journal_commands > command_room):
+            return Status.OUTPUT_FULL
+        if rq[RQ_OVERFLOW] != 0:
+            return Status.REPORT_QUEUE_FULL
+        ex_i = st.ex_i
+        t_ex = events[ex_i].ts_event if ex_i < n_events else TS_MAX
+        t_ord = lp.orders_q_ts[st.oq_head % ocap] if st.oq_tail > st.oq_head else TS_MAX
+        t_rep = ex.reports[rq[RQ_HEAD] % rcap].ts_recv if rq[RQ_TAIL] > rq[RQ_HEAD] else TS_MAX
+        t_st = events[st.st_i].ts_recv if st.st_i < ex_i else TS_MAX
+        k_tim = _next_timer(lp) if st.n_timers > 0 else -1
+        t_tim = lp.timer_ts[k_tim] if k_tim >= 0 else TS_MAX
+        if ex_i < n_events and t_ex <= t_ord and t_ex <= t_rep and t_ex <= t_st and t_ex <= t_tim:
+            ev = events[ex_i]
+            on_market(ex, ev)
+            arrival = t_ex + latency_ns(prm, ex.rng, Channel.FEED)
+            if arrival < st.feed_last:
+                arrival = st.feed_last
+            st.feed_last = arrival
+            ev.ts_recv = arrival
+            st.last_data_ts = arrival
+            st.ex_i = ex_i + 1
+            continue
+        t = t_ord
+        if t_rep < t:
+            t = t_rep
+        if t_st < t:
+            t = t_st
+        if t_tim < t:
+            t = t_tim
+        if t == TS_MAX:
+            return Status.DONE
+        if final:
+            if t == t_tim and t_ord > t and t_rep > t and t_st > t and t_tim > st.last_data_ts:
+                st.n_timers = 0  # after the last data, timers have nothing left to see
+                continue
+        elif t >= next_ts:
+            return Status.DONE
+        status = 0
+        if t_ord == t:
+            slot = st.oq_head % ocap
+            st.oq_head += 1
+            on_command(ex, t, lp.orders_q[slot])
+        elif t_rep == t:
+            ev = ex.reports[rq[RQ_HEAD] % rcap]
+            rq[RQ_HEAD] += 1
+            _sample_equity(lp, p, t, interval)
+            status = _feed(lp, p, ev, ex, on_event, params, state)
+        elif t_st == t:
+            ev = events[st.st_i]
+            st.st_i += 1
+            _sample_equity(lp, p, t, interval)
+            status = _feed(lp, p, ev, ex, on_event, params, state)
+        else:
+            sc = lp.scratch[0]
+            sc.ts_event = t
+            sc.ts_recv = t
+            sc.kind = EventKind.TIMER
+            sc.timer_id = lp.timer_id[k_tim]
+            last = st.n_timers - 1
+            lp.timer_ts[k_tim] = lp.timer_ts[last]
+            lp.timer_id[k_tim] = lp.timer_id[last]
+            lp.timer_seq[k_tim] = lp.timer_seq[last]
+            st.n_timers = last
+            _sample_equity(lp, p, t, interval)
+            status = _feed(lp, p, sc, ex, on_event, params, state)
+        if status != 0:
+            return status
+
+
+@njit(cache=True)
+def final_sample(lp, p) -> None:
+    """Write one last equity sample at the pipeline's current time."""
+    _record_equity(lp, p, p.exec_state[0].now)
