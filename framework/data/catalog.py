@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numba as nb
 import numpy as np
@@ -34,6 +37,7 @@ from framework.events import EVENT_DTYPE, KIND_DTYPES, EventKind
 KINDS: tuple[str, ...] = ("trade", "quote", "book", "bar")
 """Kinds of market data a catalog stores."""
 
+T = TypeVar("T")
 _KIND_CODE = {"trade": EventKind.TRADE, "quote": EventKind.QUOTE, "bar": EventKind.BAR}
 _DAY_NS = 86_400_000_000_000
 _DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
@@ -42,6 +46,7 @@ _WORDS = EVENT_DTYPE.itemsize // 8
 _WORD = {name: off // 8 for name, (fmt, off) in EVENT_DTYPE.fields.items() if fmt == np.dtype("<i8")}
 """Int64 fields by their 8-byte word in a record; the byte fields share header word 2."""
 _HEADER_WORD = EVENT_DTYPE.fields["kind"][1] // 8
+_BYTE_SHIFT = {"kind": 0, "side": 8, "flags": 16, "venue_id": 24}
 if [EVENT_DTYPE.fields[f][1] - 8 * _HEADER_WORD for f in ("kind", "side", "flags", "venue_id", "instrument_id")] != [
     0, 1, 2, 3, 4
 ] or not np.little_endian:
@@ -186,21 +191,21 @@ class Catalog:
         self.instrument_id(symbol)
         if len(records) == 0:
             return []
+        records = np.ascontiguousarray(records)
         ts = records["ts_event"]
         if np.any(ts[1:] < ts[:-1]):
-            records = records[np.argsort(ts, kind="stable")]
+            order = np.argsort(ts, kind="stable")
+            records = records.view(np.int64).reshape(len(records), _WORDS)[order].view(records.dtype).ravel()
             ts = records["ts_event"]
         folder.mkdir(parents=True, exist_ok=True)
         days = ts // _DAY_NS
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
         bounds = np.concatenate(([0], cuts, [len(records)]))
         schema = _schema(kind)
+        words = records.view(np.int64).reshape(len(records), _WORDS)
         paths = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            part = records[lo:hi]
-            table = pa.Table.from_arrays(
-                [pa.array(np.ascontiguousarray(part[name])) for name in schema.names], schema=schema
-            )
+            table = pa.Table.from_arrays(_split(words[lo:hi], schema.names), schema=schema)
             path = folder / f"{_date_of_day(int(days[lo]))}.parquet"
             _atomic_write(
                 path,
@@ -296,8 +301,37 @@ class Catalog:
             for kind, symbol in streams
         ]
         if len(sources) == 1:
-            return _single(*sources[0], chunk_rows)
-        return _rechunk(_merge([_events(*s) for s in sources]), chunk_rows)
+            kind, iid, batches = sources[0]
+            return _single(kind, iid, _prefetch(batches), chunk_rows)
+        return _rechunk(_merge([_prefetch(_events(*s)) for s in sources]), chunk_rows)
+
+
+def _split(words: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    """Return the named fields of records (as an (n, 8) int64 view) as contiguous columns.
+
+    One compiled row-major pass reads each record once; a per-field strided copy
+    would read every cache line once per field.
+    """
+    index = np.array(sorted({_WORD.get(name, _HEADER_WORD) for name in names}), dtype=np.int64)
+    split = _split_rows(words, index)
+    row = {int(w): r for r, w in enumerate(index)}
+    columns = []
+    for name in names:
+        if name in _WORD:
+            columns.append(split[row[_WORD[name]]])
+        else:
+            byte = (split[row[_HEADER_WORD]] >> _BYTE_SHIFT[name]) & 0xFF
+            columns.append(byte.astype(np.uint8).view(EVENT_DTYPE.fields[name][0]))
+    return columns
+
+
+@nb.njit(cache=True, nogil=True)
+def _split_rows(words, index):  # pragma: no cover - compiled
+    out = np.empty((index.shape[0], words.shape[0]), dtype=np.int64)
+    for i in range(words.shape[0]):
+        for c in range(index.shape[0]):
+            out[c, i] = words[i, index[c]]
+    return out
 
 
 def _fill(out: np.ndarray, batch: pa.RecordBatch, kind: str, iid: int) -> None:
@@ -339,7 +373,7 @@ def _fill_rows(out, words, word_index, kind_col, side, flags, venue, kind_const,
         k = np.int64(kind_col[i]) if has_kind else np.int64(kind_const)
         out[i, _HEADER_WORD] = (
             k
-            | ((np.int64(side[i]) & 0xFF) << 8)
+            | ((np.int64(side[i]) & 0xFF) << 8)  # _BYTE_SHIFT
             | (np.int64(flags[i]) << 16)
             | (np.int64(venue[i]) << 24)
             | ((np.int64(iid) & 0xFFFFFFFF) << 32)
@@ -369,6 +403,70 @@ def _events(kind: str, iid: int, batches: Iterator[pa.RecordBatch]) -> Iterator[
         out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
         _fill(out, batch, kind, iid)
         yield out
+
+
+def _words(records: np.ndarray) -> np.ndarray:
+    """View contiguous 64-byte records as (n, 8) int64, so copies are plain memcpy.
+
+    NumPy copies a structured dtype field by field, which is slow for the union.
+    """
+    return records.view(np.int64).reshape(len(records), _WORDS)
+
+
+def _records(words: np.ndarray) -> np.ndarray:
+    """View (n, 8) int64 words as EVENT_DTYPE records (inverse of ``_words``)."""
+    return words.view(EVENT_DTYPE).reshape(len(words))
+
+
+def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Produce ``items`` in a background thread up to ``depth`` ahead of the consumer.
+
+    Parquet decoding and the compiled fill release the GIL, so reading the next batch
+    overlaps with using the current one. Errors are re-raised in the consumer; closing
+    the consumer stops the producer.
+    """
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put(_Failure(exc))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = results.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def _merge(sources: list[Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
@@ -410,9 +508,10 @@ def _merge(sources: list[Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
         if len(parts) == 1:
             yield parts[0]
             continue
-        merged = np.concatenate(parts)
+        merged = np.concatenate([_words(p) for p in parts])
         starts = np.cumsum([0] + [len(p) for p in parts], dtype=np.int64)
-        yield merged[_merge_order(np.ascontiguousarray(merged["ts_event"]), starts)]
+        order = _merge_order(np.ascontiguousarray(merged[:, 0]), starts)
+        yield _records(merged[order])
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -477,7 +576,7 @@ def _rechunk(pieces: Iterator[np.ndarray], chunk_rows: int) -> Iterator[np.ndarr
             count += take
             piece = piece[take:]
             if count == chunk_rows:
-                yield np.concatenate(held)
+                yield _records(np.concatenate([_words(h) for h in held]))
                 held, count = [], 0
     if count:
-        yield np.concatenate(held)
+        yield _records(np.concatenate([_words(h) for h in held]))
