@@ -337,8 +337,11 @@ def format_summary(metrics: dict) -> str:
         if rate is not None:
             extra.append(f"{_num(rate, ',.0f')} events/s")
         if elapsed is not None:
-            extra.append(f"{_num(elapsed, '.2f')} s")
+            extra.append(f"{_num(elapsed, '.2f')} s wall, compilation and I/O included")
         rows.append(("events", _int(events) + (f"   ({', '.join(extra)})" if extra else "")))
+        loop_rate = meta.get("loop_events_per_second")
+        if loop_rate:
+            rows.append(("loop throughput", f"{_num(loop_rate, ',.0f')} inputs/s in the compiled loop"))
     journal = _first(meta, _HASH_KEYS)
     if journal is not None:
         rows.append(("journal", str(journal)))

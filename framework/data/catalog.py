@@ -23,7 +23,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,10 +47,9 @@ _WORD = {name: off // 8 for name, (fmt, off) in EVENT_DTYPE.fields.items() if fm
 """Int64 fields by their 8-byte word in a record; the byte fields share header word 2."""
 _HEADER_WORD = EVENT_DTYPE.fields["kind"][1] // 8
 _BYTE_SHIFT = {"kind": 0, "side": 8, "flags": 16, "venue_id": 24}
-if [EVENT_DTYPE.fields[f][1] - 8 * _HEADER_WORD for f in ("kind", "side", "flags", "venue_id", "instrument_id")] != [
-    0, 1, 2, 3, 4
-] or not np.little_endian:
-    raise ImportError("catalog._fill_rows assumes the little-endian record header of framework.events")
+_HEADER_BYTES = [EVENT_DTYPE.fields[f][1] - 8 * _HEADER_WORD for f in ("kind", "side", "flags", "venue_id")]
+if _HEADER_BYTES != [shift // 8 for shift in _BYTE_SHIFT.values()] or not np.little_endian:
+    raise ImportError("catalog packs record headers as little-endian kind, side, flags, venue_id, instrument_id")
 
 
 def _columns(kind: str) -> list[str]:
@@ -74,7 +73,7 @@ def _check_symbol(symbol: str) -> None:
         raise ValueError(f"symbol {symbol!r} cannot name a directory")
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` and rename the result over ``path``; clean up on failure."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -286,9 +285,11 @@ class Catalog:
 
         Yield arrays of exactly ``chunk_rows`` records, except a shorter last one;
         yielded arrays are never reused or written by later iterations, so callers
-        may keep them. Only
-        [start_ns, end_ns) is replayed. Memory stays O(chunk_rows x len(streams)):
-        each stream is read a bounded batch at a time, never as a whole history.
+        may keep them. Only [start_ns, end_ns) is replayed. Memory stays
+        O(chunk_rows x len(streams)): each stream is read a bounded batch at a time
+        (background threads decode up to two batches ahead), never as a whole
+        history. One stream takes a fast path that converts Arrow columns straight
+        into the output chunks.
         """
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
@@ -303,7 +304,7 @@ class Catalog:
         if len(sources) == 1:
             kind, iid, batches = sources[0]
             return _single(kind, iid, _prefetch(batches), chunk_rows)
-        return _rechunk(_merge([_prefetch(_events(*s)) for s in sources]), chunk_rows)
+        return _merge([_prefetch(_events(*s)) for s in sources], chunk_rows)
 
 
 def _split(words: np.ndarray, names: list[str]) -> list[np.ndarray]:
@@ -373,7 +374,7 @@ def _fill_rows(out, words, word_index, kind_col, side, flags, venue, kind_const,
         k = np.int64(kind_col[i]) if has_kind else np.int64(kind_const)
         out[i, _HEADER_WORD] = (
             k
-            | ((np.int64(side[i]) & 0xFF) << 8)  # _BYTE_SHIFT
+            | ((np.int64(side[i]) & 0xFF) << 8)  # shifts as in _BYTE_SHIFT, checked at import
             | (np.int64(flags[i]) << 16)
             | (np.int64(venue[i]) << 24)
             | ((np.int64(iid) & 0xFFFFFFFF) << 32)
@@ -469,114 +470,100 @@ class _Failure:
         self.exc = exc
 
 
-def _merge(sources: list[Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
+def _merge(sources: list[Iterator[np.ndarray]], chunk_rows: int) -> Iterator[np.ndarray]:
     """Merge time-sorted EVENT_DTYPE streams by (ts_event, stream position, row).
 
-    Each round emits every buffered record whose key is at most the horizon: the
+    Each round may emit every buffered record whose key is at most the horizon: the
     smallest (last buffered ts_event, stream position) over streams that may still
     produce data. No later record can sort before such a record, and the stream that
-    defines the horizon empties its buffer, so every round makes progress.
+    defines the horizon empties its buffer, so every round makes progress. Records
+    are copied once, straight into output chunks of ``chunk_rows``; choosing the
+    next run scans the stream heads, which is cheap for the tens of streams a
+    replay merges.
     """
     k = len(sources)
-    buffers = [np.zeros(0, dtype=EVENT_DTYPE)] * k
+    buffers = [np.empty((0, _WORDS), dtype=np.int64)] * k
+    heads = np.zeros(k, dtype=np.int64)
     alive = [True] * k
+    out = np.empty((chunk_rows, _WORDS), dtype=np.int64)
+    fill = 0
     while True:
         for j in range(k):
-            while alive[j] and len(buffers[j]) == 0:
+            while alive[j] and heads[j] == len(buffers[j]):
                 nxt = next(sources[j], None)
                 if nxt is None:
                     alive[j] = False
                 else:
-                    buffers[j] = nxt
-        live = [(int(buffers[j]["ts_event"][-1]), j) for j in range(k) if alive[j]]
-        horizon = min(live) if live else None
-        parts = []
+                    buffers[j] = _words(nxt)
+                    heads[j] = 0
+        live = [(int(buffers[j][-1, 0]), j) for j in range(k) if alive[j]]
+        if live:
+            horizon_ts, horizon_j = min(live)
+            limits = np.array(
+                [_count_upto(buffers[j], heads[j], horizon_ts, j <= horizon_j) for j in range(k)], dtype=np.int64
+            )
+        else:
+            limits = np.array([len(b) for b in buffers], dtype=np.int64)
+        if (limits == heads).all():
+            break
+        typed = nb.typed.List(buffers)
+        while (limits > heads).any():
+            fill = _merge_rows(out, fill, typed, heads, limits)
+            if fill == chunk_rows:
+                yield _records(out)
+                out = np.empty((chunk_rows, _WORDS), dtype=np.int64)
+                fill = 0
+    if fill:
+        yield _records(out[:fill])
+
+
+@nb.njit(cache=True, nogil=True)
+def _count_upto(words, head, ts, inclusive):  # pragma: no cover - compiled
+    """Return the end of the rows from ``head`` with ts_event < ts (<= when inclusive)."""
+    lo = head
+    hi = words.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        t = words[mid, 0]
+        if t < ts or (inclusive and t == ts):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True, nogil=True)
+def _merge_rows(out, fill, buffers, heads, limits):  # pragma: no cover - compiled
+    """Copy records into ``out`` from ``fill`` in merge order until out is full or the
+    rows below ``limits`` run out; advance ``heads``; return the new fill.
+
+    The head with the smallest (ts_event, stream) goes next; a run of records from
+    that stream is copied until the next competing head would sort first.
+    """
+    k = len(buffers)
+    while fill < out.shape[0]:
+        best = -1
+        best_ts = 0
+        rival = -1
+        rival_ts = 0
         for j in range(k):
-            buf = buffers[j]
-            if len(buf) == 0:
-                continue
-            if horizon is None:
-                cut = len(buf)
-            else:
-                side = "right" if j <= horizon[1] else "left"
-                cut = int(np.searchsorted(buf["ts_event"], horizon[0], side=side))
-            if cut:
-                parts.append(buf[:cut])
-                buffers[j] = buf[cut:]
-        if not parts:
-            return
-        if len(parts) == 1:
-            yield parts[0]
-            continue
-        merged = np.concatenate([_words(p) for p in parts])
-        starts = np.cumsum([0] + [len(p) for p in parts], dtype=np.int64)
-        order = _merge_order(np.ascontiguousarray(merged[:, 0]), starts)
-        yield _records(merged[order])
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _before(ts, pos, a, b):  # pragma: no cover - compiled
-    """Return whether run a's head sorts before run b's: by ts, then position (run order)."""
-    ta = ts[pos[a]]
-    tb = ts[pos[b]]
-    return ta < tb or (ta == tb and pos[a] < pos[b])
-
-
-@nb.njit(cache=True, nogil=True)
-def _sift_down(heap, size, i, ts, pos):  # pragma: no cover - compiled
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            return
-        if c + 1 < size and _before(ts, pos, heap[c + 1], heap[c]):
-            c += 1
-        if not _before(ts, pos, heap[c], heap[i]):
-            return
-        heap[i], heap[c] = heap[c], heap[i]
-        i = c
-
-
-@nb.njit(cache=True, nogil=True)
-def _merge_order(ts, starts):  # pragma: no cover - compiled
-    """Return the permutation that merges sorted runs stably (ties by run, then row)."""
-    k = starts.shape[0] - 1
-    pos = starts[:-1].copy()
-    heap = np.empty(k, dtype=np.int64)
-    size = 0
-    for j in range(k):
-        if pos[j] < starts[j + 1]:
-            heap[size] = j
-            size += 1
-    for i in range(size // 2 - 1, -1, -1):
-        _sift_down(heap, size, i, ts, pos)
-    perm = np.empty(starts[k] - starts[0], dtype=np.int64)
-    for o in range(perm.shape[0]):
-        j = heap[0]
-        perm[o] = pos[j]
-        pos[j] += 1
-        if pos[j] >= starts[j + 1]:
-            size -= 1
-            heap[0] = heap[size]
-        _sift_down(heap, size, 0, ts, pos)
-    return perm
-
-
-def _rechunk(pieces: Iterator[np.ndarray], chunk_rows: int) -> Iterator[np.ndarray]:
-    """Re-cut a sequence of arrays into arrays of exactly ``chunk_rows`` (last may be short)."""
-    held: list[np.ndarray] = []
-    count = 0
-    for piece in pieces:
-        while len(piece):
-            if count == 0 and len(piece) >= chunk_rows:
-                yield piece[:chunk_rows]
-                piece = piece[chunk_rows:]
-                continue
-            take = min(chunk_rows - count, len(piece))
-            held.append(piece[:take])
-            count += take
-            piece = piece[take:]
-            if count == chunk_rows:
-                yield _records(np.concatenate([_words(h) for h in held]))
-                held, count = [], 0
-    if count:
-        yield _records(np.concatenate([_words(h) for h in held]))
+            if heads[j] < limits[j]:
+                t = buffers[j][heads[j], 0]
+                if best < 0 or t < best_ts:
+                    rival, rival_ts = best, best_ts
+                    best, best_ts = j, t
+                elif rival < 0 or t < rival_ts:
+                    rival, rival_ts = j, t
+        if best < 0:
+            break
+        src = buffers[best]
+        h = heads[best]
+        while h < limits[best] and fill < out.shape[0]:
+            t = src[h, 0]
+            if rival >= 0 and (t > rival_ts or (t == rival_ts and rival < best)):
+                break
+            out[fill, :] = src[h, :]
+            fill += 1
+            h += 1
+        heads[best] = h
+    return fill

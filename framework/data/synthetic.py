@@ -5,9 +5,10 @@ The model, from slow to fast:
 * A daily skeleton: GARCH(1,1) with Student-t innovations fixes each day's open and
   variance level. Every day is then generated on its own from (seed, day) yet joins
   the previous day's close, so any day can be made without making the ones before.
-* An intraday efficient log price on a one-second grid: Student-t second returns
-  whose variance follows a per-minute GARCH(1,1) (volatility clustering) times an
-  intraday U-shaped seasonal factor, bridged to end at the next day's open.
+* An intraday efficient log price on a one-second grid: Student-t minute returns
+  (spread over their seconds by a Gaussian bridge) whose variance follows a
+  per-minute GARCH(1,1) (volatility clustering) times an intraday U-shaped
+  seasonal factor, bridged to end at the next day's open.
 * Event times for quotes and trades drawn from an inhomogeneous Poisson process
   whose intensity has the same U shape (busy open and close, quiet middle).
 * Quotes on the tick grid around the efficient price, with a spread in ticks that
@@ -16,13 +17,15 @@ The model, from slow to fast:
 * Trades at the prevailing touch: buys lift the ask, sells hit the bid, and the
   aggressor is more likely a buyer when the efficient price is above the mid.
 
-Everything is vectorized or compiled, and seeded per (seed, day) with PCG64, so the
-same spec always gives byte-identical arrays.
+Per-event work is compiled, and every day is seeded from (seed, day) with PCG64, so
+the same spec always gives byte-identical arrays.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from framework.data.catalog import Catalog
-from framework.events import QUOTE_DTYPE, TRADE_DTYPE, to_fixed
+from framework.events import QUOTE_DTYPE, TRADE_DTYPE, EventKind, Side, to_fixed
 
 _DAY_NS = 86_400_000_000_000
 _SEC_NS = 1_000_000_000
@@ -47,6 +50,11 @@ class SyntheticSpec:
     ``annual_volatility`` is spread over ``days_per_year`` sessions. ``u_shape`` is
     how much busier (and more volatile) the session edges are than its middle:
     intensity at open and close is ``1 + u_shape`` times the midday intensity.
+    ``tail_dof`` is the Student-t degrees of freedom of returns (lower is heavier),
+    ``garch_alpha``/``garch_beta`` the GARCH(1,1) reaction and persistence (per
+    minute intraday, per day across days), ``mean_spread_ticks`` the mean spread at
+    average volatility, ``size_tail`` the Pareto tail index of sizes in lots
+    (trades start at one lot, quotes at ``quote_size_lots``).
     """
 
     symbol: str = "SYN"
@@ -67,7 +75,7 @@ class SyntheticSpec:
     garch_beta: float = 0.90
     u_shape: float = 2.0
     mean_spread_ticks: float = 1.6
-    trade_size_tail: float = 1.6
+    size_tail: float = 1.6
     quote_size_lots: float = 5.0
 
     def __post_init__(self) -> None:
@@ -86,7 +94,8 @@ class SyntheticSpec:
             (self.garch_alpha + self.garch_beta < 1, "garch_alpha + garch_beta < 1 (stationary)"),
             (self.u_shape >= 0, "u_shape >= 0"),
             (self.mean_spread_ticks >= 1, "mean_spread_ticks >= 1"),
-            (self.trade_size_tail > 1 and self.quote_size_lots >= 1, "trade_size_tail > 1, quote_size_lots >= 1"),
+            (self.size_tail > 1 and self.quote_size_lots >= 1, "size_tail > 1 and quote_size_lots >= 1"),
+            (re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.session_start) is not None, "session_start as HH:MM"),
         ]
         failed = [what for ok, what in checks if not ok]
         if failed:
@@ -135,33 +144,38 @@ def _skeleton(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 @nb.njit(cache=True, nogil=True)
-def _intraday(z, season, h0, omega, alpha, beta, unit):  # pragma: no cover - compiled
+def _intraday(z, e, season, h0, omega, alpha, beta, unit):  # pragma: no cover - compiled
     """Return the per-second log path (from 0) and per-second volatility ratio.
 
     ``h`` is a per-minute variance following GARCH(1,1) on deseasonalized minute
-    returns; a second's variance is ``h * season / 60``.
+    returns. Minute m moves by ``sqrt(h * season) * z[m]`` (Student-t, so 1-minute
+    returns keep their heavy tails instead of averaging them away over 60 seconds),
+    spread over its seconds along a Gaussian bridge ``e`` so that each second's
+    variance is ``h * season / 60``.
     """
-    n = z.shape[0]
+    n = e.shape[0]
     logp = np.empty(n + 1)
     vol = np.empty(n)
     logp[0] = 0.0
     h = h0
-    acc = 0.0
-    fsum = 0.0
-    k = 0
-    for s in range(n):
-        var = h * season[s]
-        r = math.sqrt(var / 60.0) * z[s]
-        logp[s + 1] = logp[s] + r
-        vol[s] = math.sqrt(var / unit)
-        acc += r
-        fsum += season[s]
-        k += 1
-        if k == 60:
-            h = omega + alpha * acc * acc / (fsum / 60.0) + beta * h
-            acc = 0.0
-            fsum = 0.0
-            k = 0
+    for m in range((n + 59) // 60):
+        lo = m * 60
+        hi = min(lo + 60, n)
+        k = hi - lo
+        bridge = 0.0
+        fsum = 0.0
+        for s in range(lo, hi):
+            bridge += e[s]
+            fsum += season[s]
+        bridge /= k
+        acc = 0.0
+        for s in range(lo, hi):
+            var = h * season[s] / k
+            r = math.sqrt(var) * (z[m] / math.sqrt(k) + e[s] - bridge)
+            logp[s + 1] = logp[s] + r
+            vol[s] = math.sqrt(var * k / unit)
+            acc += r
+        h = omega + alpha * acc * acc / (fsum / k) + beta * h
     return logp, vol
 
 
@@ -230,7 +244,7 @@ def _fill_quotes(out, rng, x, path, vol, p):  # pragma: no cover - compiled
         q = out[i]
         q.ts_event = ts
         q.ts_recv = ts
-        q.kind = 2  # EventKind.QUOTE
+        q.kind = EventKind.QUOTE
         q.bid_price = bid * tick
         q.ask_price = (bid + spread) * tick
         q.bid_size = _lots(rng, tail, scale, cap) * lot
@@ -255,8 +269,8 @@ def _fill_trades(out, rng, x, path, quotes, first_id, p):  # pragma: no cover - 
         t = out[i]
         t.ts_event = ts
         t.ts_recv = ts
-        t.kind = 1  # EventKind.TRADE
-        t.side = 1 if buy else -1  # Side.BUY / Side.SELL
+        t.kind = EventKind.TRADE
+        t.side = Side.BUY if buy else Side.SELL
         t.price = ask if buy else bid
         t.size = _lots(rng, tail, 1.0, cap) * lot
         t.trade_id = first_id + i
@@ -277,7 +291,8 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
     x = (np.arange(n_sec) + 0.5) / n_sec
     season = (1 + spec.u_shape * (2 * x - 1) ** 2) / (1 + spec.u_shape / 3)
     path, vol = _intraday(
-        _std_t(rng, spec.tail_dof, n_sec),
+        _std_t(rng, spec.tail_dof, (n_sec + _MINUTE - 1) // _MINUTE),
+        rng.standard_normal(n_sec),
         season,
         minute_var * var_ratio[day_index],
         minute_var * (1 - spec.garch_alpha - spec.garch_beta),
@@ -300,14 +315,14 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
     _fill_quotes(
         quotes, rng, _arrivals(rng, n_quotes, spec.u_shape, True), path, vol,
         (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.mean_spread_ticks - 1,
-         spec.trade_size_tail, spec.quote_size_lots, cap),
+         spec.size_tail, spec.quote_size_lots, cap),
     )
     # Trades: strictly after the quote they trade against, at its bid or ask.
     n_trades = spec.trades_per_day
     trades = np.zeros(n_trades, dtype=TRADE_DTYPE)
     _fill_trades(
         trades, rng, _arrivals(rng, n_trades, spec.u_shape, False), path, quotes, day_index * n_trades + 1,
-        (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.trade_size_tail, cap),
+        (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.size_tail, cap),
     )
     return {"trade": trades, "quote": quotes}
 
@@ -315,9 +330,12 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
 def write_synthetic(catalog: Catalog, spec: SyntheticSpec) -> None:
     """Generate ``spec`` day by day into ``catalog`` (memory bounded by one day).
 
-    The instrument is registered with its ``tick_size`` and ``lot_size`` in fixed point.
+    The instrument is registered with its ``tick_size`` and ``lot_size`` in fixed
+    point; a day's trade and quote files are encoded concurrently.
     """
     catalog.register(spec.symbol, tick_size=to_fixed(spec.tick_size), lot_size=to_fixed(spec.lot_size))
-    for day in range(spec.days):
-        for kind, records in generate_day(spec, day).items():
-            catalog.write(kind, spec.symbol, records)
+    with ThreadPoolExecutor(2) as pool:
+        for day in range(spec.days):
+            records = generate_day(spec, day)
+            for done in [pool.submit(catalog.write, kind, spec.symbol, a) for kind, a in records.items()]:
+                done.result()

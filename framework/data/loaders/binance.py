@@ -111,7 +111,7 @@ def load_depth(path: str | Path) -> dict[str, np.ndarray]:
         venue = np.where(last >= 0, venue[np.maximum(last, 0)], venue[np.argmax(known)])
         out["ts_event"] = np.maximum.accumulate(venue) * _MS
     else:
-        out["ts_event"] = np.maximum.accumulate(recv)
+        out["ts_event"] = recv
 
     boundary = np.ones(n, dtype=bool)  # True where a row ends its message
     boundary[:-1] = (
