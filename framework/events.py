@@ -176,17 +176,20 @@ COMMAND_DTYPE = np.dtype(
     {
         "names": [
             "ts_event", "kind", "side", "flags", "venue_id", "instrument_id", "order_type", "tif", "reason",
-            "client_order_id", "price", "size", "trigger_price", "expire_ts",
+            "reserved", "client_order_id", "price", "size", "trigger_price", "expire_ts",
         ],
-        "formats": ["<i8", "u1", "i1", "u1", "u1", "<i4", "u1", "u1", "<u2", "<i8", "<i8", "<i8", "<i8", "<i8"],
-        "offsets": [0, 8, 9, 10, 11, 12, 16, 17, 18, 24, 32, 40, 48, 56],
+        "formats": ["<i8", "u1", "i1", "u1", "u1", "<i4", "u1", "u1", "<u2", "<u4", "<i8", "<i8", "<i8", "<i8", "<i8"],
+        "offsets": [0, 8, 9, 10, 11, 12, 16, 17, 18, 20, 24, 32, 40, 48, 56],
         "itemsize": EVENT_SIZE,
         "aligned": True,
     }
 )
 """What ``step`` emits: SUBMIT, CANCEL, MODIFY (``client_order_id`` names the order), ALERT
 (``reason`` is a RejectReason) and SET_TIMER. ``ts_event`` is the decision time, ``flags``
-OrderFlag. For MODIFY, ``price`` and ``size`` are the new price and new total size."""
+OrderFlag. For MODIFY, ``price`` and ``size`` are the new price and new total size.
+``reserved`` is always zero: it names the record's only spare bytes, because numpy
+copies (``np.concatenate``, fancy indexing) do not carry unnamed padding, and the
+journal hashes commands byte for byte."""
 
 FILL_DTYPE = np.dtype(
     [
@@ -238,18 +241,26 @@ def empty_events(n: int) -> np.ndarray:
     return np.zeros(n, dtype=EVENT_DTYPE)
 
 
-def concat_events(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate event arrays, keeping ``EVENT_DTYPE``.
+def concat_records(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate record arrays byte for byte, keeping ``dtype`` exactly.
 
     ``np.concatenate`` promotes a dtype with overlapping fields to one without them
-    (a 184-byte record), which would silently corrupt the union; copy bytes instead.
+    (``EVENT_DTYPE`` becomes a 184-byte record) and drops unnamed padding bytes; both
+    would silently change what the journal hashes. Copy the bytes instead.
     """
     n = sum(len(p) for p in parts)
-    out = np.empty(n, dtype=EVENT_DTYPE)
+    out = np.zeros(n, dtype=dtype)
     raw = out.view(np.uint8)
     pos = 0
     for p in parts:
-        size = len(p) * EVENT_SIZE
-        raw[pos : pos + size] = np.ascontiguousarray(p).view(np.uint8)
+        if p.dtype.itemsize != dtype.itemsize:
+            raise TypeError(f"cannot join records of {p.dtype.itemsize} bytes into {dtype.itemsize}-byte records")
+        size = len(p) * dtype.itemsize
+        raw[pos : pos + size] = np.ascontiguousarray(p).view(np.uint8).reshape(-1)
         pos += size
     return out
+
+
+def concat_events(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate event arrays, keeping ``EVENT_DTYPE`` (see ``concat_records``)."""
+    return concat_records(parts, EVENT_DTYPE)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from framework.events import COMMAND_DTYPE, EVENT_DTYPE, concat_events
+from framework.events import COMMAND_DTYPE, EVENT_DTYPE, concat_events, concat_records
 
 MAGIC = b"PIPEJRN1"
 JOURNAL_COMMAND_DTYPE = np.dtype([("input_index", "<i8"), ("command", COMMAND_DTYPE)])
@@ -104,5 +104,5 @@ def read_journal(path: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarr
         (events if tag == _EVENTS else commands).append(block)
         pos += n * dtype.itemsize
     ev = concat_events(events)
-    cm = np.concatenate(commands) if commands else np.zeros(0, JOURNAL_COMMAND_DTYPE)
+    cm = concat_records(commands, JOURNAL_COMMAND_DTYPE)
     return meta, ev, cm
