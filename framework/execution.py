@@ -13,13 +13,14 @@ from __future__ import annotations
 from numba import njit
 
 from framework.events import CommandKind, EventKind, RejectReason, Side
+from framework.jit import HOT, KERNEL
 from framework.order_state import OrderAction, OrderStatus, is_open, next_status
 from framework.positions import apply_fill
 from framework.risk import check_order, record_rejection
 from framework.state import Counter
 
 
-@njit(cache=True)
+@njit(**HOT)
 def find_order(orders, client_order_id: int) -> int:
     """Return the slot of ``client_order_id`` in the order table, or -1 if it is not there."""
     if client_order_id <= 0:
@@ -30,7 +31,7 @@ def find_order(orders, client_order_id: int) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _add_working(p, instrument_id: int, side: int, size: int) -> None:
     pos = p.positions[instrument_id]
     if side == Side.BUY:
@@ -39,7 +40,7 @@ def _add_working(p, instrument_id: int, side: int, size: int) -> None:
         pos.open_sell += size
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _emit(out, n_out: int, now: int, kind: int, o, reason: int) -> int:
     c = out[n_out]
     c.ts_event = now
@@ -59,7 +60,7 @@ def _emit(out, n_out: int, now: int, kind: int, o, reason: int) -> int:
     return n_out + 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _alert(out, n_out: int, now: int, intent, reason: int) -> int:
     c = out[n_out]
     c.ts_event = now
@@ -79,7 +80,7 @@ def _alert(out, n_out: int, now: int, intent, reason: int) -> int:
     return n_out + 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def submit(p, intent, out, n_out: int) -> int:
     """Risk-check a new order; record it and emit SUBMIT, or record the rejection and emit ALERT."""
     now = p.exec_state[0].now
@@ -110,7 +111,7 @@ def submit(p, intent, out, n_out: int) -> int:
     return _emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _write_order(o, intent, now: int) -> None:
     o.client_order_id = intent.client_order_id
     o.ts_created = now
@@ -134,7 +135,7 @@ def _write_order(o, intent, now: int) -> None:
     o.reject_reason = 0
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def cancel(p, intent, out, n_out: int) -> int:
     """Request a cancel of a working order; a cancel of a finished or unknown order is a no-op."""
     slot = find_order(p.orders, intent.client_order_id)
@@ -150,7 +151,7 @@ def cancel(p, intent, out, n_out: int) -> int:
     return _emit(out, n_out, p.exec_state[0].now, CommandKind.CANCEL, o, 0)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def modify(p, intent, out, n_out: int) -> int:
     """Risk-check a new price and total size for a working order and request it from the venue."""
     now = p.exec_state[0].now
@@ -184,7 +185,7 @@ def modify(p, intent, out, n_out: int) -> int:
     return c_n
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _report_action(kind: int) -> int:
     if kind == EventKind.ACCEPTED:
         return OrderAction.ACCEPTED
@@ -201,7 +202,7 @@ def _report_action(kind: int) -> int:
     return OrderAction.MODIFIED
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _close(p, o) -> None:
     _add_working(p, o.instrument_id, o.side, -(o.leaves + o.reserved))
     o.leaves = 0
@@ -209,7 +210,7 @@ def _close(p, o) -> None:
     p.exec_state[0].n_open -= 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def apply_report(p, ev) -> int:
     """Apply a venue report to its order and, for fills, to positions; return the fill size.
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from numba import njit
 
 from framework.events import BookFlag, Side
+from framework.jit import HOT, KERNEL
 
 
-@njit(cache=True)
+@njit(**HOT)
 def apply_trade(market, ev) -> None:
     """Record a print as the instrument's last trade and fold it into the running bar."""
     m = market[ev.instrument_id]
@@ -24,7 +25,7 @@ def apply_trade(market, ev) -> None:
     m.n_trades += 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def apply_quote(market, ev) -> None:
     """Replace the instrument's best bid and offer."""
     m = market[ev.instrument_id]
@@ -37,7 +38,7 @@ def apply_quote(market, ev) -> None:
     m.n_quotes += 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def apply_bar(market, ev) -> None:
     """Record a completed bar; its close also serves as the last price."""
     m = market[ev.instrument_id]
@@ -51,7 +52,7 @@ def apply_bar(market, ev) -> None:
     m.ts_last = ev.ts_recv
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _find_level(levels, depth: int, price: int, descending: bool) -> int:
     """Binary search: index of ``price`` or of where it would be inserted."""
     lo = 0
@@ -67,7 +68,7 @@ def _find_level(levels, depth: int, price: int, descending: bool) -> int:
     return lo
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def set_level(book, book_depth, instrument_id: int, side_index: int, price: int, size: int) -> bool:
     """Set the size at one price level (0 deletes it); return False if a level was dropped
     because the side is full (the new level itself, or the farthest one it displaced)."""
@@ -99,7 +100,7 @@ def set_level(book, book_depth, instrument_id: int, side_index: int, price: int,
     return depth < capacity  # False: the book was full and its farthest level fell off
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def apply_book(market, book, book_depth, ev) -> bool:
     """Apply one L2 level record; at a message's last record refresh L1 from the book.
 
@@ -130,7 +131,7 @@ def apply_book(market, book, book_depth, ev) -> bool:
     return kept
 
 
-@njit(cache=True)
+@njit(**HOT)
 def mid_price(market, instrument_id: int) -> int:
     """Mid of the best bid and offer in fixed point, or 0 when either side is missing."""
     m = market[instrument_id]
@@ -139,7 +140,7 @@ def mid_price(market, instrument_id: int) -> int:
     return 0
 
 
-@njit(cache=True)
+@njit(**HOT)
 def reference_price(market, instrument_id: int) -> int:
     """The price risk and marking use: the mid when quoted, else the last trade, else 0."""
     mid = mid_price(market, instrument_id)

@@ -13,6 +13,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from framework.jit import HOT
+
 OrderStatus = namedtuple(
     "OrderStatus",
     "FREE INITIALIZED SUBMITTED ACCEPTED PARTIALLY_FILLED FILLED CANCELED REJECTED EXPIRED "
@@ -82,7 +84,7 @@ TRANSITIONS = _build_table()
 """TRANSITIONS[status, action] -> next status, or -1 when illegal."""
 
 
-@njit(cache=True)
+@njit(**HOT)
 def next_status(status: int, action: int) -> int:
     """Return the status an order moves to, or -1 if ``action`` is illegal in ``status``."""
     if status < 0 or status >= N_STATUS or action < 0 or action >= N_ACTION:
@@ -90,7 +92,7 @@ def next_status(status: int, action: int) -> int:
     return TRANSITIONS[status, action]
 
 
-@njit(cache=True)
+@njit(**HOT)
 def is_open(status: int) -> bool:
     """Whether an order may still trade (it counts towards exposure and open orders)."""
     return (

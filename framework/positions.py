@@ -15,23 +15,24 @@ from __future__ import annotations
 from numba import njit
 
 from framework.events import INV_PRICE_SCALE
+from framework.jit import HOT, KERNEL
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _refresh_portfolio(portfolio) -> None:
     pf = portfolio[0]
     pf.equity = pf.initial_capital + pf.realized_pnl + pf.unrealized_pnl - pf.fees
     if pf.equity > pf.high_water_mark:
         pf.high_water_mark = pf.equity
-    dd = 0.0
-    if pf.high_water_mark > 0.0:
+    dd = 0.0  # also when equity is at its high-water mark: no division for an exact zero
+    if pf.high_water_mark > 0.0 and pf.equity < pf.high_water_mark:
         dd = (pf.high_water_mark - pf.equity) / pf.high_water_mark
     pf.drawdown = dd
     if dd > pf.max_drawdown:
         pf.max_drawdown = dd
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _set_mark(positions, portfolio, instrument_id: int, mark: float) -> None:
     p = positions[instrument_id]
     pf = portfolio[0]
@@ -44,20 +45,27 @@ def _set_mark(positions, portfolio, instrument_id: int, mark: float) -> None:
     pf.gross_exposure += abs(qty) * mark - old_exposure
 
 
-@njit(cache=True)
+@njit(**HOT)
 def mark_to_market(positions, portfolio, instrument_id: int, price: int) -> None:
-    """Revalue one instrument at ``price`` (fixed point) and refresh equity and drawdown."""
+    """Revalue one instrument at ``price`` (fixed point) and refresh equity and drawdown.
+
+    A price equal to the current mark changes nothing (the sums it would add are exact
+    zeros), so it returns at once: most prints repeat the last price.
+    """
     if price <= 0:
         return
     mark = price * INV_PRICE_SCALE
-    if positions[instrument_id].qty == 0:
-        positions[instrument_id].mark = mark
+    pos = positions[instrument_id]
+    if mark == pos.mark:
+        return
+    if pos.qty == 0:
+        pos.mark = mark
         return
     _set_mark(positions, portfolio, instrument_id, mark)
     _refresh_portfolio(portfolio)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def apply_fill(positions, portfolio, instrument_id: int, side: int, price: int, size: int, fee: int) -> None:
     """Book one fill (fixed-point price, size and fee) into the position and the portfolio."""
     p = positions[instrument_id]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from numba import njit
 
 from framework.events import ControlCode, OrderType, RejectReason, Side
+from framework.jit import KERNEL
 from framework.market_data import reference_price
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def check_order(p, instrument_id: int, side: int, order_type: int, price: int, size: int, added_size: int) -> int:
     """Return 0 if an order may go out, else the RejectReason that stops it.
 
@@ -49,14 +50,14 @@ def check_order(p, instrument_id: int, side: int, order_type: int, price: int, s
     return RejectReason.NONE
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def record_rejection(p, reason: int) -> None:
     """Count a rejection by reason."""
     p.risk_state[0].n_rejected += 1
     p.reject_counts[reason] += 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def apply_control(p, ev) -> None:
     """Apply an operator's control event: kill switch and limit changes."""
     code = ev.control

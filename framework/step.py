@@ -12,6 +12,10 @@ refused and counted, never applied.
 
 ``on_event(p, params, state, ev)`` is the strategy's kernel; ``step`` is compiled once
 per strategy (Numba specialises on the kernel) and cached.
+
+``step`` and the market-data path are ``framework.jit.HOT``: inlined into the loop
+that calls them, strategy included. Reports, control events, the L2 book and the
+intents' way out are separate functions, called only when there is work for them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from numba import njit
 
 from framework.events import CommandKind, ControlCode, EventKind
 from framework.execution import apply_report, cancel, modify, submit
+from framework.jit import HOT, KERNEL
 from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
 from framework.order_state import OrderAction, is_open, next_status
 from framework.positions import mark_to_market
@@ -30,7 +35,7 @@ MIN_REPORT_KIND = EventKind.ACCEPTED
 MAX_REPORT_KIND = EventKind.MODIFIED
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _cancel_all(p, out, n_out: int) -> int:
     """Cancel every working order: what the kill switch does first."""
     orders = p.orders
@@ -43,8 +48,9 @@ def _cancel_all(p, out, n_out: int) -> int:
     return n_out
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _inbound(p, ev, out, n_out: int) -> int:
+    """Market data, reports and control: update the books, orders, positions and limits."""
     kind = ev.kind
     c = p.counters
     if kind == EventKind.TRADE:
@@ -77,8 +83,9 @@ def _inbound(p, ev, out, n_out: int) -> int:
     return n_out
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _outbound(p, out, n_out: int) -> int:
+    """Pass the strategy's intents, in order, through risk and execution into commands."""
     es = p.exec_state[0]
     for k in range(es.n_intents):
         intent = p.intents[k]
@@ -100,7 +107,7 @@ def _outbound(p, out, n_out: int) -> int:
     return n_out
 
 
-@njit(cache=True)
+@njit(**HOT)
 def step(p, ev, out, on_event, params, state) -> int:
     """Feed one event through the five stages; write the resulting commands to ``out``.
 
@@ -117,4 +124,6 @@ def step(p, ev, out, on_event, params, state) -> int:
     n_out = _inbound(p, ev, out, 0)
     es.n_intents = 0
     on_event(p, params, state, ev)
+    if es.n_intents == 0:
+        return n_out
     return _outbound(p, out, n_out)

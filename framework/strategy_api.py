@@ -6,6 +6,11 @@ passes every intent through risk and execution, in the order stated. Client orde
 ids are assigned here, from the pipeline's counter, so the strategy can follow an
 order (``order_status``) from the moment it asks for it. An intent beyond the
 buffer's capacity is dropped and counted, and its call returns 0.
+
+A strategy kernel is ``on_event(p, params, state, ev)``, compiled with
+``@njit(cache=True)``: it inherits ``framework.jit.HOT`` from ``step``, which inlines
+it into the loop and compiles it without reference counting, so it must not allocate
+arrays (see ``framework.jit``). These calls are inlined into it as well.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from numba import njit
 
 from framework.events import CommandKind, OrderType, TimeInForce
 from framework.execution import find_order
+from framework.jit import HOT
 from framework.market_data import mid_price
 from framework.order_state import OrderStatus
 from framework.state import Counter
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _intent(p, kind: int):
     es = p.exec_state[0]
     if es.n_intents >= p.intents.shape[0]:
@@ -42,7 +48,7 @@ def _intent(p, kind: int):
     return k
 
 
-@njit(cache=True)
+@njit(**HOT)
 def submit_order(
     p, instrument_id: int, side: int, order_type: int, price: int, size: int, tif: int, flags: int
 ) -> int:
@@ -65,19 +71,19 @@ def submit_order(
     return coid
 
 
-@njit(cache=True)
+@njit(**HOT)
 def market_order(p, instrument_id: int, side: int, size: int) -> int:
     """State an intent to trade ``size`` at the best available price now."""
     return submit_order(p, instrument_id, side, OrderType.MARKET, 0, size, TimeInForce.IOC, 0)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def limit_order(p, instrument_id: int, side: int, price: int, size: int, tif: int, flags: int) -> int:
     """State an intent to rest or take at ``price`` or better."""
     return submit_order(p, instrument_id, side, OrderType.LIMIT, price, size, tif, flags)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def cancel_order(p, client_order_id: int) -> None:
     """State an intent to cancel an order (ignored if it is no longer working)."""
     k = _intent(p, CommandKind.CANCEL)
@@ -85,7 +91,7 @@ def cancel_order(p, client_order_id: int) -> None:
         p.intents[k].client_order_id = client_order_id
 
 
-@njit(cache=True)
+@njit(**HOT)
 def modify_order(p, client_order_id: int, price: int, size: int) -> None:
     """State an intent to change an order's price and total size."""
     k = _intent(p, CommandKind.MODIFY)
@@ -96,7 +102,7 @@ def modify_order(p, client_order_id: int, price: int, size: int) -> None:
         it.size = size
 
 
-@njit(cache=True)
+@njit(**HOT)
 def set_timer(p, fire_ts: int, timer_id: int) -> None:
     """Ask for a TIMER event carrying ``timer_id`` at event time ``fire_ts``."""
     k = _intent(p, CommandKind.SET_TIMER)
@@ -105,7 +111,7 @@ def set_timer(p, fire_ts: int, timer_id: int) -> None:
         p.intents[k].client_order_id = timer_id
 
 
-@njit(cache=True)
+@njit(**HOT)
 def order_status(p, client_order_id: int) -> int:
     """Return the OrderStatus of an order, FREE if unknown (or its slot was reused)."""
     slot = find_order(p.orders, client_order_id)
@@ -114,26 +120,26 @@ def order_status(p, client_order_id: int) -> int:
     return p.orders[slot].status
 
 
-@njit(cache=True)
+@njit(**HOT)
 def order_price(p, client_order_id: int) -> int:
     """Return an order's working price, 0 if unknown."""
     slot = find_order(p.orders, client_order_id)
     return p.orders[slot].price if slot >= 0 else 0
 
 
-@njit(cache=True)
+@njit(**HOT)
 def position_qty(p, instrument_id: int) -> int:
     """Return the signed position in fixed point."""
     return p.positions[instrument_id].qty
 
 
-@njit(cache=True)
+@njit(**HOT)
 def now_ns(p) -> int:
     """Return the pipeline's time: the ``ts_recv`` of the event being processed."""
     return p.exec_state[0].now
 
 
-@njit(cache=True)
+@njit(**HOT)
 def mid(p, instrument_id: int) -> int:
     """Return the mid price in fixed point, 0 when not quoted on both sides."""
     return mid_price(p.market, instrument_id)

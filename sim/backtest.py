@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from framework.events import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, TS_MAX, concat_events
+from framework.jit import cache_by_source
 from framework.journal import JournalHasher, JournalWriter
 from framework.state import Pipeline
 from sim.exchange import Exchange
@@ -44,6 +45,9 @@ class Strategy:
     on_event: Callable
     params: np.ndarray
     state: object
+
+    def __post_init__(self) -> None:
+        cache_by_source(self.on_event)  # so that a warm Numba cache holds the loop compiled for it
 
 
 class Backtest:

@@ -40,6 +40,7 @@ from framework.events import (
     Side,
     TimeInForce,
 )
+from framework.jit import HOT, KERNEL
 from sim.models import Channel, fee_fixed, latency_ns, rests_filled
 
 EX_MARKET_DTYPE = np.dtype(
@@ -87,8 +88,10 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
     )
 
 
-@njit(cache=True)
-def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: int) -> None:
+@njit(**KERNEL)
+def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id: int, client_order_id: int,
+                 leaves: int, price: int, size: int, fee: int, flags: int) -> None:
+    """Queue one report on the response channel (FIFO); flag an overflow if it is full."""
     rq = ex.rq
     cap = ex.reports.shape[0]
     if rq[RQ_TAIL] - rq[RQ_HEAD] >= cap:
@@ -103,31 +106,32 @@ def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: in
     r.ts_event = t
     r.ts_recv = arrival
     r.kind = kind
-    r.side = o.side
+    r.side = side
     r.flags = flags
-    r.venue_id = o.venue_id
-    r.instrument_id = o.instrument_id
+    r.venue_id = venue_id
+    r.instrument_id = instrument_id
     r.price = price
     r.size = size
-    r.client_order_id = o.client_order_id
-    r.leaves_qty = o.leaves
+    r.client_order_id = client_order_id
+    r.leaves_qty = leaves
     r.fee = fee
 
 
-@njit(cache=True)
+@njit(**KERNEL)
+def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: int) -> None:
+    """Report on order ``o`` (its side, ids and unfilled size)."""
+    _send_report(ex, t, kind, o.side, o.venue_id, o.instrument_id, o.client_order_id, o.leaves, price, size, fee,
+                 flags)
+
+
+@njit(**KERNEL)
 def _reject_unknown(ex, t: int, cmd) -> None:
     """Refuse a cancel or modify for an order that is not resting (filled, canceled or never seen)."""
-    tmp = ex.orders[0:1].copy()
-    o = tmp[0]
-    o.client_order_id = cmd.client_order_id
-    o.side = cmd.side
-    o.venue_id = cmd.venue_id
-    o.instrument_id = cmd.instrument_id
-    o.leaves = 0
-    _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER)
+    _send_report(ex, t, EventKind.REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
+                 cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
     prm = ex.prm[0]
     rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
@@ -152,7 +156,7 @@ def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
         ex.n_fills[0] = k + 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _deactivate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 0
@@ -167,7 +171,7 @@ def _deactivate(ex, slot: int) -> None:
             return
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _activate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 1
@@ -176,7 +180,7 @@ def _activate(ex, slot: int) -> None:
     ex.n_active[i] += 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _touch(m, side: int) -> tuple[int, int]:
     """Opposite touch price and size still available to an order of ``side``."""
     if side == Side.BUY:
@@ -184,7 +188,7 @@ def _touch(m, side: int) -> tuple[int, int]:
     return m.bid_price, m.bid_left
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _take_touch(m, side: int, size: int) -> None:
     if side == Side.BUY:
         m.ask_left -= size
@@ -192,7 +196,7 @@ def _take_touch(m, side: int, size: int) -> None:
         m.bid_left -= size
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _crosses_touch(m, o) -> bool:
     if m.has_quote == 0:
         return False
@@ -203,7 +207,7 @@ def _crosses_touch(m, o) -> bool:
     return m.bid_size > 0 and o.price <= m.bid_price
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _is_marketable(m, o) -> bool:
     if o.order_type == OrderType.MARKET:
         return True
@@ -214,7 +218,7 @@ def _is_marketable(m, o) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _take(ex, t: int, o) -> None:
     """Fill an aggressive order against the quoted touch as far as the shown size allows."""
     m = ex.market[o.instrument_id]
@@ -228,7 +232,7 @@ def _take(ex, t: int, o) -> None:
     _fill(ex, t, o, price, q, Liquidity.TAKER)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _finish_immediate(ex, t: int, slot: int) -> None:
     """After the immediate part: expire an IOC/market remainder, or start resting."""
     o = ex.orders[slot]
@@ -243,7 +247,7 @@ def _finish_immediate(ex, t: int, slot: int) -> None:
     _activate(ex, slot)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def on_submit(ex, t: int, cmd) -> None:
     """An order arrives: reject, or accept and take what the market offers, then rest or expire."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -295,7 +299,7 @@ def on_submit(ex, t: int, cmd) -> None:
     _finish_immediate(ex, t, slot)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def on_cancel(ex, t: int, cmd) -> None:
     """A cancel arrives: cancel the resting order, or reject if it is no longer there."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -308,7 +312,7 @@ def on_cancel(ex, t: int, cmd) -> None:
     o.leaves = 0
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def on_modify(ex, t: int, cmd) -> None:
     """A modify arrives: reprice and resize (losing time priority), or reject it."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -335,7 +339,7 @@ def on_modify(ex, t: int, cmd) -> None:
         _activate(ex, slot)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def on_command(ex, t: int, cmd) -> None:
     """Dispatch an order command that has reached the venue."""
     if cmd.kind == CommandKind.SUBMIT:
@@ -346,7 +350,7 @@ def on_command(ex, t: int, cmd) -> None:
         on_modify(ex, t, cmd)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _match_print(ex, t: int, i: int, price: int, size: int, aggressive_price: int) -> None:
     """Let resting orders on instrument ``i`` trade against a print of ``size`` at ``price``."""
     fill_model = ex.prm[0].fill_model
@@ -383,7 +387,7 @@ def _match_print(ex, t: int, i: int, price: int, size: int, aggressive_price: in
             k += 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _match_quote(ex, t: int, i: int) -> None:
     """Let resting orders on instrument ``i`` fill against a quote that reached them."""
     m = ex.market[i]
@@ -410,7 +414,7 @@ def _match_quote(ex, t: int, i: int) -> None:
             k += 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def on_market(ex, ev) -> None:
     """Update the exchange's view with one market-data record and fill what it reaches."""
     i = ev.instrument_id
@@ -438,7 +442,7 @@ def on_market(ex, ev) -> None:
             _match_bar(ex, t, i, ev)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _match_bar(ex, t: int, i: int, ev) -> None:
     fill_model = ex.prm[0].fill_model
     left = ev.volume

@@ -20,6 +20,10 @@ per chunk, never per event. All loop state lives in arrays, so a call can resume
 exactly where the previous one stopped. The buffer's ``ts_recv`` field is set to the
 strategy-side arrival time as the exchange side passes each row: the rows ``step``
 sees, and the journal records, carry the time the strategy received them.
+
+Most of the time no message or timer is due and only data rows move: ``_data_rows``
+runs those stretches with the messages' and timers' times held fixed, and the full
+five-way merge takes each message and timer in turn.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, CommandKind, EventKind
+from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.step import step
 from sim.exchange import RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
@@ -77,7 +82,7 @@ def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 
     )
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _next_timer(lp) -> int:
     """Index of the earliest timer (ties: the one set first), or -1."""
     st = lp.st[0]
@@ -90,7 +95,7 @@ def _next_timer(lp) -> int:
     return best
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def _record_equity(lp, p, t: int) -> None:
     st = lp.st[0]
     pf = p.portfolio[0]
@@ -105,7 +110,7 @@ def _record_equity(lp, p, t: int) -> None:
     st.n_equity += 1
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _sample_equity(lp, p, t: int, interval: int) -> None:
     """Sample the portfolio as it stands before the first input of each interval."""
     st = lp.st[0]
@@ -115,7 +120,7 @@ def _sample_equity(lp, p, t: int, interval: int) -> None:
     st.next_sample_ts = t - t % interval + interval
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _feed(lp, p, ev, ex, on_event, params, state) -> int:
     """Run one input through ``step``, journal it, and route its commands. Returns a Status."""
     st = lp.st[0]
@@ -157,7 +162,98 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
     return 0
 
 
-@njit(cache=True)
+@njit(**HOT)
+def _exchange_sees(ex, ev, st) -> None:
+    """The exchange takes one data row at its ``ts_event``; the row gets the time the
+    strategy will receive it (``ts_recv``: plus the feed latency, FIFO)."""
+    on_market(ex, ev)
+    arrival = ev.ts_event + latency_ns(ex.prm[0], ex.rng, Channel.FEED)
+    if arrival < st.feed_last:
+        arrival = st.feed_last
+    st.feed_last = arrival
+    ev.ts_recv = arrival
+    st.last_data_ts = arrival
+
+
+@njit(**HOT)
+def _outputs_full(ex, lp) -> bool:
+    """Whether a buffer Python drains (fills, equity samples, journal) might not hold
+    what one more input adds."""
+    st = lp.st[0]
+    if ex.n_fills[0] > ex.fills.shape[0] - ex.orders.shape[0] - 8 or st.n_equity > lp.equity.shape[0] - 2:
+        return True
+    return st.journal_on != 0 and (
+        st.n_journal_events > lp.journal_events.shape[0] - 1
+        or st.n_journal_commands > lp.journal_commands.shape[0] - lp.out.shape[0]
+    )
+
+
+@njit(**HOT)
+def _inputs_room(lp) -> int:
+    """How many more inputs without commands the equity and journal buffers hold for
+    sure (each adds at most one equity sample and one journal event)."""
+    st = lp.st[0]
+    room = lp.equity.shape[0] - 2 - st.n_equity
+    if st.journal_on != 0:
+        room = min(room, lp.journal_events.shape[0] - 1 - st.n_journal_events)
+    return room + 1 if room >= 0 else 0
+
+
+@njit(**HOT)
+def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, lp, on_event, params, state) -> int:
+    """Move data rows until the next pending message or timer is due; return a Status.
+
+    Between two messages (an order reaching the exchange or a report reaching the
+    strategy, the earliest at ``t_msg``) and timers (the earliest at ``t_tim``), only
+    data rows move: each step is the exchange's next row or, when it is strictly
+    earlier, the strategy's (rows before ``end`` only). This is the full merge's order
+    with the messages' and timers' times held fixed, so the loop skips the merge's
+    bookkeeping. It stops as soon as that no longer holds (a row filled a resting
+    order, or the strategy sent an order or set a timer), or an output buffer may need
+    draining (a fill, a journaled command, ``_inputs_room`` inputs); ``run_chunk`` then
+    takes the next step with the full merge.
+    """
+    st = lp.st[0]
+    rq = ex.rq
+    interval = ex.prm[0].equity_interval_ns
+    fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
+    room = _inputs_room(lp)
+    t_other = min(t_msg, t_tim)
+    ex_i = st.ex_i
+    st_i = st.st_i
+    status = 0
+    while True:
+        t_ex = events[ex_i].ts_event if ex_i < n_events else TS_MAX
+        t_st = events[st_i].ts_recv if st_i < ex_i else TS_MAX
+        if ex_i < n_events and t_ex <= t_st and t_ex <= t_other:
+            ev = events[ex_i]
+            may_fill = ex.n_active[ev.instrument_id] > 0
+            if may_fill and ex.n_fills[0] > fill_room:
+                break
+            n_reports = rq[RQ_TAIL]
+            _exchange_sees(ex, ev, st)
+            ex_i += 1
+            if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
+                break
+        else:
+            if t_st >= end or t_st >= t_msg or t_st > t_tim or room == 0:
+                break
+            room -= 1
+            st_i += 1
+            n_orders = st.oq_tail
+            n_timers = st.n_timers
+            n_commands = st.n_journal_commands
+            _sample_equity(lp, p, t_st, interval)
+            status = _feed(lp, p, events[st_i - 1], ex, on_event, params, state)
+            sent = st.oq_tail != n_orders or st.n_timers != n_timers or st.n_journal_commands != n_commands
+            if status != 0 or sent:
+                break
+    st.ex_i = ex_i
+    st.st_i = st_i
+    return status
+
+
+@njit(**KERNEL)
 def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_event, params, state) -> int:
     """Advance the simulation through ``events[:n_events]``; see the module docstring.
 
@@ -165,21 +261,29 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
     are earlier than ``next_ts``, the first exchange time of the next buffer (ties go to
     market data at the exchange, which comes first). With ``final`` every queue is
     drained and timers stop at the last data time.
+
+    Each round first lets data rows move up to the next message or timer
+    (``_data_rows``), then takes one step of the full merge of the five sources.
     """
     st = lp.st[0]
-    prm = ex.prm[0]
-    interval = prm.equity_interval_ns
+    interval = ex.prm[0].equity_interval_ns
     rq = ex.rq
     rcap = ex.reports.shape[0]
     ocap = lp.orders_q.shape[0]
-    fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
-    equity_room = lp.equity.shape[0] - 2
-    journal_room = lp.journal_events.shape[0] - 1
-    command_room = lp.journal_commands.shape[0] - lp.out.shape[0]
+    end = TS_MAX if final else next_ts
     while True:
-        if ex.n_fills[0] > fill_room or st.n_equity > equity_room:
+        if _outputs_full(ex, lp):
             return Status.OUTPUT_FULL
-        if st.journal_on != 0 and (st.n_journal_events > journal_room or st.n_journal_commands > command_room):
+        if rq[RQ_OVERFLOW] != 0:
+            return Status.REPORT_QUEUE_FULL
+        t_ord = lp.orders_q_ts[st.oq_head % ocap] if st.oq_tail > st.oq_head else TS_MAX
+        t_rep = ex.reports[rq[RQ_HEAD] % rcap].ts_recv if rq[RQ_TAIL] > rq[RQ_HEAD] else TS_MAX
+        k_tim = _next_timer(lp) if st.n_timers > 0 else -1
+        t_tim = lp.timer_ts[k_tim] if k_tim >= 0 else TS_MAX
+        status = _data_rows(events, n_events, end, min(t_ord, t_rep), t_tim, p, ex, lp, on_event, params, state)
+        if status != 0:
+            return status
+        if _outputs_full(ex, lp):
             return Status.OUTPUT_FULL
         if rq[RQ_OVERFLOW] != 0:
             return Status.REPORT_QUEUE_FULL
@@ -191,23 +295,10 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
         k_tim = _next_timer(lp) if st.n_timers > 0 else -1
         t_tim = lp.timer_ts[k_tim] if k_tim >= 0 else TS_MAX
         if ex_i < n_events and t_ex <= t_ord and t_ex <= t_rep and t_ex <= t_st and t_ex <= t_tim:
-            ev = events[ex_i]
-            on_market(ex, ev)
-            arrival = t_ex + latency_ns(prm, ex.rng, Channel.FEED)
-            if arrival < st.feed_last:
-                arrival = st.feed_last
-            st.feed_last = arrival
-            ev.ts_recv = arrival
-            st.last_data_ts = arrival
+            _exchange_sees(ex, events[ex_i], st)
             st.ex_i = ex_i + 1
             continue
-        t = t_ord
-        if t_rep < t:
-            t = t_rep
-        if t_st < t:
-            t = t_st
-        if t_tim < t:
-            t = t_tim
+        t = min(t_ord, t_rep, t_st, t_tim)
         if t == TS_MAX:
             return Status.DONE
         if final:
@@ -216,39 +307,35 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
                 continue
         elif t >= next_ts:
             return Status.DONE
-        status = 0
         if t_ord == t:
             slot = st.oq_head % ocap
             st.oq_head += 1
             on_command(ex, t, lp.orders_q[slot])
-        elif t_rep == t:
+            continue
+        if t_rep == t:
             ev = ex.reports[rq[RQ_HEAD] % rcap]
             rq[RQ_HEAD] += 1
-            _sample_equity(lp, p, t, interval)
-            status = _feed(lp, p, ev, ex, on_event, params, state)
         elif t_st == t:
             ev = events[st.st_i]
             st.st_i += 1
-            _sample_equity(lp, p, t, interval)
-            status = _feed(lp, p, ev, ex, on_event, params, state)
         else:
-            sc = lp.scratch[0]
-            sc.ts_event = t
-            sc.ts_recv = t
-            sc.kind = EventKind.TIMER
-            sc.timer_id = lp.timer_id[k_tim]
+            ev = lp.scratch[0]
+            ev.ts_event = t
+            ev.ts_recv = t
+            ev.kind = EventKind.TIMER
+            ev.timer_id = lp.timer_id[k_tim]
             last = st.n_timers - 1
             lp.timer_ts[k_tim] = lp.timer_ts[last]
             lp.timer_id[k_tim] = lp.timer_id[last]
             lp.timer_seq[k_tim] = lp.timer_seq[last]
             st.n_timers = last
-            _sample_equity(lp, p, t, interval)
-            status = _feed(lp, p, sc, ex, on_event, params, state)
+        _sample_equity(lp, p, t, interval)
+        status = _feed(lp, p, ev, ex, on_event, params, state)
         if status != 0:
             return status
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def final_sample(lp, p) -> None:
     """Write one last equity sample at the pipeline's current time."""
     _record_equity(lp, p, p.exec_state[0].now)

@@ -34,6 +34,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from framework.jit import HOT, KERNEL
+
 LatencyModel = namedtuple("LatencyModel", "CONSTANT RANDOM")(0, 1)
 FillModel = namedtuple("FillModel", "TOUCH THROUGH")(0, 1)
 Channel = namedtuple("Channel", "FEED ORDER RESPONSE")(0, 1, 2)
@@ -50,7 +52,7 @@ SIM_PARAMS_DTYPE = np.dtype(
 )
 
 
-@njit(cache=True)
+@njit(**HOT)
 def splitmix64(state: np.ndarray) -> np.uint64:
     """Advance the generator kept in ``state[0]`` and return 64 random bits."""
     z = np.uint64(state[0]) + np.uint64(0x9E3779B97F4A7C15)
@@ -60,13 +62,13 @@ def splitmix64(state: np.ndarray) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(**HOT)
 def uniform01(state: np.ndarray) -> float:
     """Return a float in the open interval (0, 1) from the seeded stream."""
     return ((splitmix64(state) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def latency_ns(prm, rng: np.ndarray, channel: int) -> int:
     """Draw one message's latency on ``channel`` in nanoseconds."""
     if channel == Channel.FEED:
@@ -83,13 +85,13 @@ def latency_ns(prm, rng: np.ndarray, channel: int) -> int:
     return base
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def fee_fixed(price: int, size: int, rate: float) -> int:
     """Fee of a fill in fixed point: ``rate`` times the notional, rounded to 1e-9."""
     return np.int64(np.rint(price * 1e-9 * size * rate))
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def rests_filled(fill_model: int, side: int, order_price: int, market_price: int) -> bool:
     """Whether a resting order at ``order_price`` is reached by a market at ``market_price``."""
     if side > 0:

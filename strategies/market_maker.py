@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from framework.events import EventKind, OrderFlag, Side, TimeInForce, to_fixed
+from framework.jit import HOT
 from framework.order_state import OrderStatus
 from framework.strategy_api import cancel_order, limit_order, modify_order, order_price, order_status
 
@@ -72,7 +73,7 @@ def make(params: Params, instrument_ids: dict[str, int]) -> tuple[np.ndarray, np
     return rec, np.zeros(1, STATE_DTYPE)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def quote_prices(bid: int, ask: int, qty: int, prm) -> tuple[int, int]:
     """Return the bid and ask the strategy wants, on the tick grid, never crossing the touch."""
     tick = prm.tick_size
@@ -88,7 +89,7 @@ def quote_prices(bid: int, ask: int, qty: int, prm) -> tuple[int, int]:
     return want_bid, want_ask
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _work_side(p, prm, order_id: int, side: int, price: int, allowed: bool) -> int:
     """Keep one side's quote at ``price``; return the id of the order now working there."""
     status = order_status(p, order_id)
@@ -105,7 +106,7 @@ def _work_side(p, prm, order_id: int, side: int, price: int, allowed: bool) -> i
     return limit_order(p, prm.instrument_id, side, price, prm.order_size, TimeInForce.GTC, OrderFlag.POST_ONLY)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def on_event(p, params, state, ev) -> None:
     """Requote on a new best bid/offer or on a fill of the strategy's instrument."""
     prm = params[0]

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from framework.events import EventKind, Side, to_fixed
+from framework.jit import HOT
 from framework.strategy_api import market_order
 
 PARAMS_DTYPE = np.dtype(
@@ -23,9 +24,14 @@ PARAMS_DTYPE = np.dtype(
     align=True,
 )
 STATE_DTYPE = np.dtype(
-    [("n", "<i8"), ("sum_fast", "<i8"), ("sum_slow", "<i8"), ("signal", "<i8"), ("n_crossings", "<i8")],
+    [
+        ("n", "<i8"), ("sum_fast", "<i8"), ("sum_slow", "<i8"), ("signal", "<i8"), ("n_crossings", "<i8"),
+        ("head", "<i8"),
+    ],
     align=True,
 )
+"""``head`` is where the next price goes in the ring buffer (``n % slow``, kept
+incrementally: a division per trade would cost more than the rest of the update)."""
 
 
 @dataclass(frozen=True)
@@ -60,21 +66,27 @@ def make(params: Params, instrument_ids: dict[str, int]) -> tuple[np.ndarray, tu
     return rec, (np.zeros(1, STATE_DTYPE), np.zeros(params.slow, np.int64))
 
 
-@njit(cache=True)
+@njit(**HOT)
 def update_averages(s, window, fast: int, slow: int, price: int) -> bool:
-    """Push one price into both rolling sums; return True once the slow window is full."""
+    """Push one price into both rolling sums; return True once the slow window is full.
+
+    ``window`` is a ring of the last ``slow`` prices; the price leaving the fast sum is
+    ``fast`` places behind the head.
+    """
     n = s.n
-    slot = n % slow
-    leaving_fast = window[(n - fast) % slow] if n >= fast else 0
+    slot = s.head
+    fast_slot = slot - fast if slot >= fast else slot - fast + slow
+    leaving_fast = window[fast_slot] if n >= fast else 0
     leaving_slow = window[slot] if n >= slow else 0
     window[slot] = price
     s.sum_fast += price - leaving_fast
     s.sum_slow += price - leaving_slow
+    s.head = slot + 1 if slot + 1 < slow else 0
     s.n = n + 1
     return n + 1 >= slow
 
 
-@njit(cache=True)
+@njit(**HOT)
 def on_event(p, params, state, ev) -> None:
     """React to a trade of the strategy's instrument; ignore everything else."""
     if ev.kind != EventKind.TRADE:

@@ -1,0 +1,81 @@
+"""How the compiled code is compiled: ``@njit(**KERNEL)`` and ``@njit(**HOT)``.
+
+Both are ``njit(cache=True)`` plus two choices that decide the loop's speed:
+
+``_nrt=False`` (no reference counting)
+    Numba normally counts references to every array: each array argument of a
+    compiled call, and each array taken out of a tuple (``p.market``), costs an
+    atomic increment on the way in and a decrement on the way out. Numba's pruning
+    pass removes few of these pairs when several arrays live in one function, and
+    the ``Pipeline`` tuple alone holds twelve, so one event paid for some hundred
+    atomic operations and the calls they sat in were too large for LLVM to inline.
+    The kernels never allocate (the state is allocated once, in Python, and
+    mutated in place), so they do not need the counts: the caller owns every
+    array for the whole call. The one rule this adds: a kernel, strategies
+    included, must not create arrays (``np.empty``, ``.copy()``). Numba refuses it
+    at compile time, with "No implementation of function ... empty/zeros"; keep
+    scratch arrays in the state a strategy's ``make`` returns instead. A strategy
+    that really must allocate can put ``_nrt=True`` on its kernel, and pays the
+    counts again (some 50-100 ns per event).
+
+``forceinline`` (``HOT`` only)
+    The per-event path (``step``, the market-data and marking kernels, the
+    strategy kernels, the loop's feed) is inlined into its caller, so that passing
+    the pipeline tuple (about a hundred machine words) costs nothing. Rare paths
+    (venue reports, order checks, matching) stay separate functions, called only
+    when needed, which keeps the compiled loop small and compile time short.
+
+Both flags are set explicitly on every kernel because Numba otherwise inherits
+them from whichever caller compiles a kernel first. A strategy kernel decorated
+with plain ``@njit(cache=True)`` inherits ``HOT`` from ``step``, which is what it
+should be.
+
+``cache_by_source`` lets Numba's on-disk cache find the loop compiled for a strategy
+in the next process too (``sim.backtest.Strategy`` applies it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+KERNEL = {"cache": True, "_nrt": False, "forceinline": False}
+"""A compiled kernel: cached, no reference counting, inlined only where LLVM sees fit."""
+
+HOT = {"cache": True, "_nrt": False, "forceinline": True}
+"""A kernel on the per-event path: like ``KERNEL`` and always inlined into its caller."""
+
+
+COMPILED_PACKAGES = ("framework", "sim", "strategies")
+"""Packages whose kernels are compiled into the loop."""
+
+
+def cache_by_source(kernel: Any) -> Any:
+    """Give a kernel that is passed as an argument (a strategy's ``on_event``) an identity
+    that is the same in every process started from the same sources, and return it.
+
+    ``step`` and ``run_chunk`` are compiled per strategy: the strategy's dispatcher is
+    part of their signature. Numba names a dispatcher in its on-disk cache index by a
+    random id drawn once per process, so those signatures never matched a cached entry
+    and every run recompiled the whole loop (about 5 s) even with a warm cache. The id
+    given here is the kernel's module and name plus a hash of its module's source and
+    of every compiled package, so that a change anywhere compiles the loop afresh
+    rather than reusing a stale one. Uses a Numba internal; if that changes, this does
+    nothing and runs only start slower.
+    """
+    py_func = getattr(kernel, "py_func", None)
+    if py_func is None or getattr(kernel, "_MemoMixin__uuid", "") is not None:
+        return kernel  # not a Numba dispatcher, or its id is already in use
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    try:
+        paths = [Path(inspect.getsourcefile(py_func) or "")]
+        paths += sorted(p for package in COMPILED_PACKAGES for p in (root / package).rglob("*.py"))
+        for path in paths:
+            h.update(path.read_bytes())
+        kernel._set_uuid(f"{py_func.__module__}.{py_func.__qualname__}:{h.hexdigest()[:16]}")
+    except (OSError, TypeError, AttributeError, AssertionError):
+        pass
+    return kernel
