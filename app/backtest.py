@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.data_source import PreparedData, prepare
 from app.strategy_loader import build_params, load_strategy
-from framework.events import to_fixed
+from framework.events import records, to_fixed
 from framework.journal import JournalHasher, JournalWriter
 from framework.report import format_summary, write_report
 from framework.state import Counter, PipelineSpec, allocate, reject_reason_names
@@ -32,7 +32,7 @@ PROGRESS_MIN_ROWS = 2_000_000
 def sim_params(cfg: DictConfig) -> np.ndarray:
     """Build the simulator's parameter record from ``sim`` and ``report`` config."""
     lat = cfg.sim.latency
-    prm = np.zeros(1, SIM_PARAMS_DTYPE)
+    prm = records(1, SIM_PARAMS_DTYPE)
     prm["latency_model"] = lat.model.value
     prm["seed"] = lat.seed
     for channel in ("feed", "order", "response"):

@@ -37,10 +37,12 @@ EVENT_SIZE = 64
 EventKind = namedtuple(
     "EventKind",
     "TRADE QUOTE BOOK_DELTA BOOK_SNAPSHOT BAR "
-    "ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED "
+    "ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED CANCEL_REJECTED "
     "TIMER CONTROL",
-)(1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 20, 30)
-"""Input event kinds. 1-9 market data, 10-19 execution reports, 20 timer, 30 control."""
+)(1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 20, 30)
+"""Input event kinds. 1-9 market data, 10-19 execution reports, 20 timer, 30 control.
+REJECTED refuses an order; CANCEL_REJECTED refuses a cancel or modify request and leaves
+the order as it was (FIX's OrderCancelReject), so the two can never be confused."""
 
 CommandKind = namedtuple("CommandKind", "SUBMIT CANCEL MODIFY ALERT SET_TIMER")(40, 41, 42, 43, 44)
 """Output command kinds. SET_TIMER asks the clock adapter for a TIMER event at ``expire_ts``
@@ -129,10 +131,10 @@ REPORT_DTYPE = _record(
         ("fee", "<i8", 56),
     ]
 )
-"""An execution report (kinds ACCEPTED .. MODIFIED). For fills ``price``/``size`` are the
+"""An execution report (kinds ACCEPTED .. CANCEL_REJECTED). For fills ``price``/``size`` are the
 last fill and ``fee`` its fee (negative is a rebate), ``flags`` the Liquidity; for
 ACCEPTED and MODIFIED ``price``/``leaves_qty`` are the order's working price and size;
-for REJECTED ``flags`` is the RejectReason. ``side`` is the order's side."""
+for REJECTED and CANCEL_REJECTED ``flags`` is the RejectReason. ``side`` is the order's side."""
 
 TIMER_DTYPE = _record([("timer_id", "<i8", 24)])
 """A timer the pipeline set has fired; ``ts_event`` is its scheduled time."""
@@ -264,3 +266,35 @@ def concat_records(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
 def concat_events(parts: list[np.ndarray]) -> np.ndarray:
     """Concatenate event arrays, keeping ``EVENT_DTYPE`` (see ``concat_records``)."""
     return concat_records(parts, EVENT_DTYPE)
+
+
+class FieldRecord(np.record):
+    """A record whose fields win over numpy's own attributes (``size``, ``flags``, ...).
+
+    Used only when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``), so that the kernels
+    run as plain Python with the same ``rec.field`` syntax Numba compiles.
+    """
+
+    def __getattribute__(self, attr: str):
+        fields = np.void.__getattribute__(self, "dtype").fields
+        if fields is not None and attr in fields:
+            return self.getfield(*fields[attr][:2])
+        return np.record.__getattribute__(self, attr)
+
+
+def _jit_disabled() -> bool:
+    from numba.core import config
+
+    return bool(config.DISABLE_JIT)
+
+
+def kernel_view(arr: np.ndarray) -> np.ndarray:
+    """Return ``arr`` as the kernels should see it: itself when compiled, field-first records when not."""
+    if arr.dtype.names is None or not _jit_disabled():
+        return arr
+    return arr.view(np.dtype((FieldRecord, arr.dtype)))
+
+
+def records(n: int, dtype: np.dtype) -> np.ndarray:
+    """Allocate ``n`` zeroed records of ``dtype`` for the compiled kernels (see ``kernel_view``)."""
+    return kernel_view(np.zeros(n, dtype=dtype))

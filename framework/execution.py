@@ -199,6 +199,8 @@ def _report_action(kind: int) -> int:
         return OrderAction.CANCELED
     if kind == EventKind.EXPIRED:
         return OrderAction.EXPIRED
+    if kind == EventKind.CANCEL_REJECTED:
+        return OrderAction.CANCEL_REJECTED
     return OrderAction.MODIFIED
 
 
@@ -250,18 +252,16 @@ def apply_report(p, ev) -> int:
         _add_working(p, o.instrument_id, o.side, ev.leaves_qty - o.leaves - o.reserved)
         o.leaves = ev.leaves_qty
         o.reserved = 0
-    elif ev.kind == EventKind.REJECTED:
-        p.counters[Counter.REJECTS_VENUE] += 1
-        if prev == OrderStatus.PENDING_MODIFY or prev == OrderStatus.PENDING_CANCEL:
+    elif ev.kind == EventKind.CANCEL_REJECTED:
+        if prev == OrderStatus.PENDING_MODIFY:
             _add_working(p, o.instrument_id, o.side, -o.reserved)
             o.reserved = 0
-            if o.filled > 0:
-                nxt = OrderStatus.PARTIALLY_FILLED
-        else:
-            o.reject_reason = ev.flags
-    if nxt == OrderStatus.FILLED or nxt == OrderStatus.CANCELED or nxt == OrderStatus.EXPIRED or (
-        nxt == OrderStatus.REJECTED
-    ):
+    elif ev.kind == EventKind.REJECTED:
+        p.counters[Counter.REJECTS_VENUE] += 1
+        o.reject_reason = ev.flags
+    if nxt == OrderStatus.ACCEPTED and o.filled > 0:
+        nxt = OrderStatus.PARTIALLY_FILLED  # the table says "working"; fills say how far along
+    if is_open(prev) and not is_open(nxt):
         _close(p, o)
     o.status = nxt
     return filled

@@ -24,8 +24,9 @@ OrderStatus = namedtuple(
 
 OrderAction = namedtuple(
     "OrderAction",
-    "SUBMIT ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED CANCEL_REQUEST MODIFY_REQUEST",
-)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+    "SUBMIT ACCEPTED REJECTED PARTIALLY_FILLED FILLED CANCELED EXPIRED MODIFIED CANCEL_REQUEST MODIFY_REQUEST "
+    "CANCEL_REJECTED",
+)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 """What happens to an order: the strategy's requests and the venue's reports."""
 
 N_STATUS = len(OrderStatus)
@@ -66,17 +67,23 @@ def _build_table() -> np.ndarray:
     t[pc, a.FILLED] = s.FILLED
     t[pc, a.CANCELED] = s.CANCELED
     t[pc, a.EXPIRED] = s.EXPIRED
-    t[pc, a.REJECTED] = s.ACCEPTED  # cancel refused; the stage restores PARTIALLY_FILLED if filled > 0
+    t[pc, a.REJECTED] = s.REJECTED  # the order itself was refused while our cancel was on its way
+    t[pc, a.CANCEL_REJECTED] = s.ACCEPTED  # cancel refused; the stage restores PARTIALLY_FILLED if filled > 0
     # Pending modify: the replace may be confirmed or refused, and the order may fill meanwhile.
     pm = s.PENDING_MODIFY
     t[pm, a.MODIFIED] = s.ACCEPTED
-    t[pm, a.REJECTED] = s.ACCEPTED
+    t[pm, a.REJECTED] = s.REJECTED
+    t[pm, a.CANCEL_REJECTED] = s.ACCEPTED
     t[pm, a.ACCEPTED] = pm
     t[pm, a.PARTIALLY_FILLED] = pm
     t[pm, a.FILLED] = s.FILLED
     t[pm, a.CANCELED] = s.CANCELED
     t[pm, a.EXPIRED] = s.EXPIRED
     t[pm, a.CANCEL_REQUEST] = pc
+    # A refused cancel or modify of a working order changes nothing; after the order has
+    # finished it is the expected end of a race (the fill won), not an anomaly.
+    for st in (s.ACCEPTED, s.PARTIALLY_FILLED, s.FILLED, s.CANCELED, s.REJECTED, s.EXPIRED):
+        t[st, a.CANCEL_REJECTED] = st
     return t
 
 

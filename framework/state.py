@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.events import COMMAND_DTYPE, RejectReason
+from framework.events import COMMAND_DTYPE, RejectReason, records
 
 MARKET_DTYPE = np.dtype(
     [
@@ -137,27 +137,27 @@ def allocate(spec: PipelineSpec) -> Pipeline:
         raise ValueError(f"n_instruments must be at least 1, got {n}")
     if spec.order_capacity < 2:
         raise ValueError(f"order_capacity must be at least 2, got {spec.order_capacity}")
-    risk_limits = np.zeros(n, RISK_LIMITS_DTYPE)
+    risk_limits = records(n, RISK_LIMITS_DTYPE)
     risk_limits["max_order_size"] = _per_instrument(spec.max_order_size, n, "max_order_size")
     risk_limits["max_position"] = _per_instrument(spec.max_position, n, "max_position")
     risk_limits["price_collar"] = _per_instrument(spec.price_collar, n, "price_collar")
-    portfolio = np.zeros(1, PORTFOLIO_DTYPE)
+    portfolio = records(1, PORTFOLIO_DTYPE)
     portfolio["initial_capital"] = spec.initial_capital
     portfolio["equity"] = spec.initial_capital
     portfolio["high_water_mark"] = spec.initial_capital
-    exec_state = np.zeros(1, EXEC_STATE_DTYPE)
+    exec_state = records(1, EXEC_STATE_DTYPE)
     exec_state["next_client_order_id"] = 1
     return Pipeline(
-        market=np.zeros(n, MARKET_DTYPE),
+        market=records(n, MARKET_DTYPE),
         book=np.zeros((n, 2, spec.book_levels, 2), np.int64),
         book_depth=np.zeros((n, 2), np.int64),
         risk_limits=risk_limits,
-        risk_state=np.zeros(1, RISK_STATE_DTYPE),
+        risk_state=records(1, RISK_STATE_DTYPE),
         reject_counts=np.zeros(N_REJECT_REASONS, np.int64),
-        orders=np.zeros(spec.order_capacity, ORDER_DTYPE),
+        orders=records(spec.order_capacity, ORDER_DTYPE),
         exec_state=exec_state,
-        intents=np.zeros(MAX_INTENTS, COMMAND_DTYPE),
-        positions=np.zeros(n, POSITION_DTYPE),
+        intents=records(MAX_INTENTS, COMMAND_DTYPE),
+        positions=records(n, POSITION_DTYPE),
         portfolio=portfolio,
         counters=np.zeros(N_COUNTERS, np.int64),
     )

@@ -32,7 +32,7 @@ from framework.risk import apply_control
 from framework.state import Counter
 
 MIN_REPORT_KIND = EventKind.ACCEPTED
-MAX_REPORT_KIND = EventKind.MODIFIED
+MAX_REPORT_KIND = EventKind.CANCEL_REJECTED
 
 
 @njit(**KERNEL)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from framework.events import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, TS_MAX, concat_events
+from framework.events import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, TS_MAX, concat_events, kernel_view
 from framework.jit import cache_by_source
 from framework.journal import JournalHasher, JournalWriter
 from framework.state import Pipeline
@@ -107,7 +107,7 @@ class Backtest:
         t_start = time.perf_counter()
         loop_seconds = 0.0
         n_events = 0
-        it: Iterator[np.ndarray] = iter(chunks)
+        it: Iterator[np.ndarray] = (chunk for chunk in chunks if len(chunk))  # look-ahead must see data
         current = next(it, None)
         carry = np.zeros(0, EVENT_DTYPE)
         st = self.lp.st
@@ -118,7 +118,7 @@ class Backtest:
                     "EVENT_DTYPE: build event arrays with framework.events.concat_events, never np.concatenate"
                 )
             upcoming = next(it, None)
-            events = current if len(carry) == 0 else concat_events([carry, current])
+            events = kernel_view(current if len(carry) == 0 else concat_events([carry, current]))
             st["ex_i"] = len(carry)
             st["st_i"] = 0
             next_ts = int(upcoming["ts_event"][0]) if upcoming is not None and len(upcoming) else TS_MAX
@@ -129,7 +129,7 @@ class Backtest:
                 progress(len(current))
             current = upcoming
         if n_events == 0:
-            loop_seconds += self._run_buffer(np.zeros(0, EVENT_DTYPE), TS_MAX, True)
+            loop_seconds += self._run_buffer(kernel_view(np.zeros(0, EVENT_DTYPE)), TS_MAX, True)
         final_sample(self.lp, self.p)
         self._drain()
         journal_hash = None

@@ -5,8 +5,10 @@ and orders when they arrive after the order latency. It never invents liquidity:
 
 * An aggressive order (market, or a limit priced through the touch) takes the opposite
   touch at the touch's price, capped by the size shown there and not yet taken by our
-  own earlier orders on that quote. With no quote yet (a trades-only history), it waits
-  for the next print and takes it at the print's price, capped by the print's size.
+  own earlier orders on that quote. With no quote yet (a trades-only or bars-only
+  history), it waits for the first print (or bar open, or quote) and takes it at that
+  price, capped by its size; then IOC, FOK and market orders expire the rest and a GTC
+  order rests the remainder at its limit.
 * A resting order fills at its own price when a later print or quote reaches it (see
   the fill rule in ``sim.models``), capped by that print's or quote's size, which all
   our resting orders share in time priority.
@@ -17,7 +19,8 @@ and orders when they arrive after the order latency. It never invents liquidity:
 * L2 book records do not move the exchange in this model (queue position on L2 data
   is a separate model); they still reach the strategy.
 
-Reports (ACCEPTED, fills, CANCELED, EXPIRED, MODIFIED, REJECTED) travel back through
+Reports (ACCEPTED, fills, CANCELED, EXPIRED, MODIFIED, REJECTED for an order refused,
+CANCEL_REJECTED for a cancel or modify refused, the order unchanged) travel back through
 the response channel, FIFO, and every fill is also written to the fills buffer.
 """
 
@@ -39,6 +42,7 @@ from framework.events import (
     RejectReason,
     Side,
     TimeInForce,
+    records,
 )
 from framework.jit import HOT, KERNEL
 from sim.models import Channel, fee_fixed, latency_ns, rests_filled
@@ -75,13 +79,13 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
                       report_capacity: int = 1 << 14, fill_capacity: int = 1 << 16) -> Exchange:
     """Allocate an empty exchange; ``prm`` and ``rng`` are shared with the loop."""
     return Exchange(
-        market=np.zeros(n_instruments, EX_MARKET_DTYPE),
-        orders=np.zeros(order_capacity, SIM_ORDER_DTYPE),
+        market=records(n_instruments, EX_MARKET_DTYPE),
+        orders=records(order_capacity, SIM_ORDER_DTYPE),
         active=np.zeros((n_instruments, order_capacity), np.int64),
         n_active=np.zeros(n_instruments, np.int64),
-        reports=np.zeros(report_capacity, EVENT_DTYPE),
+        reports=records(report_capacity, EVENT_DTYPE),
         rq=np.zeros(4, np.int64),
-        fills=np.zeros(fill_capacity, FILL_DTYPE),
+        fills=records(fill_capacity, FILL_DTYPE),
         n_fills=np.zeros(1, np.int64),
         prm=prm,
         rng=rng,
@@ -127,7 +131,7 @@ def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: in
 @njit(**KERNEL)
 def _reject_unknown(ex, t: int, cmd) -> None:
     """Refuse a cancel or modify for an order that is not resting (filled, canceled or never seen)."""
-    _send_report(ex, t, EventKind.REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
+    _send_report(ex, t, EventKind.CANCEL_REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
                  cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER)
 
 
@@ -233,18 +237,50 @@ def _take(ex, t: int, o) -> None:
 
 
 @njit(**KERNEL)
+def _is_immediate(o) -> bool:
+    """Whether an order's unfilled rest expires instead of resting (IOC, FOK, market)."""
+    return o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK or o.order_type == OrderType.MARKET
+
+
+@njit(**KERNEL)
 def _finish_immediate(ex, t: int, slot: int) -> None:
-    """After the immediate part: expire an IOC/market remainder, or start resting."""
+    """After a marketable order took the touch: expire an immediate rest, or rest the remainder.
+
+    With no quote yet (a trades-only or bars-only history) there was no touch to take: the
+    order waits, marked aggressive, for the first print, bar or quote (``_take_first``).
+    """
     o = ex.orders[slot]
     if o.leaves == 0:
         return
-    if o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK or o.order_type == OrderType.MARKET:
-        if ex.market[o.instrument_id].has_quote != 0:
-            _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
-            return
-        # Trades-only history: no touch to take; wait for the next print.
+    if ex.market[o.instrument_id].has_quote == 0:
         o.aggressive = 1
+    elif _is_immediate(o):
+        _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+        o.leaves = 0
+        return
     _activate(ex, slot)
+
+
+@njit(**KERNEL)
+def _take_first(ex, t: int, o, price: int, avail: int) -> int:
+    """A waiting aggressive order meets the first liquidity after it arrived; return the size taken.
+
+    It takes ``avail`` at ``price`` as taker if the price is within its limit: FOK all or
+    nothing, others as much as is there. Then IOC, FOK and market orders expire whatever
+    is left, and a GTC order rests the remainder at its limit as a passive order.
+    """
+    o.aggressive = 0
+    within = o.order_type == OrderType.MARKET or (o.side == Side.BUY and price <= o.price) or (
+        o.side == Side.SELL and price >= o.price
+    )
+    q = 0
+    if within and price > 0 and avail > 0 and not (o.tif == TimeInForce.FOK and avail < o.leaves):
+        q = o.leaves if o.leaves < avail else avail
+        _fill(ex, t, o, price, q, Liquidity.TAKER)
+    if o.leaves > 0 and _is_immediate(o):
+        _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+        o.leaves = 0
+    return q
 
 
 @njit(**KERNEL)
@@ -254,10 +290,12 @@ def on_submit(ex, t: int, cmd) -> None:
     o = ex.orders[slot]
     bad = cmd.size <= 0 or (cmd.order_type != OrderType.MARKET and cmd.price <= 0)
     bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[0]
-    busy = o.active != 0 and o.client_order_id != cmd.client_order_id
-    o.client_order_id = cmd.client_order_id
-    if busy:
+    if o.active != 0 and o.client_order_id != cmd.client_order_id:
+        # Another order still rests in this slot: refuse the newcomer, touch nothing.
+        _send_report(ex, t, EventKind.REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
+                     cmd.price, 0, 0, RejectReason.ORDER_TABLE_FULL)
         return
+    o.client_order_id = cmd.client_order_id
     o.price = cmd.price
     o.size = cmd.size
     o.filled = 0
@@ -327,7 +365,7 @@ def on_modify(ex, t: int, cmd) -> None:
     if new_leaves <= 0 or cmd.price <= 0 or (would_take and (o.flags & OrderFlag.POST_ONLY) != 0):
         o.price = old_price
         reason = RejectReason.POST_ONLY_WOULD_TAKE if would_take else RejectReason.INVALID_ORDER
-        _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, reason)
+        _report(ex, t, EventKind.CANCEL_REJECTED, o, cmd.price, 0, 0, reason)
         return
     _deactivate(ex, slot)
     o.size = cmd.size
@@ -351,7 +389,7 @@ def on_command(ex, t: int, cmd) -> None:
 
 
 @njit(**HOT)
-def _match_print(ex, t: int, i: int, price: int, size: int, aggressive_price: int) -> None:
+def _match_print(ex, t: int, i: int, price: int, size: int) -> None:
     """Let resting orders on instrument ``i`` trade against a print of ``size`` at ``price``."""
     fill_model = ex.prm[0].fill_model
     left = size
@@ -359,28 +397,12 @@ def _match_print(ex, t: int, i: int, price: int, size: int, aggressive_price: in
     while k < ex.n_active[i] and left > 0:
         slot = ex.active[i, k]
         o = ex.orders[slot]
-        q = 0
-        px = 0
-        liq = Liquidity.MAKER
         if o.aggressive != 0:
-            if o.order_type == OrderType.MARKET or (
-                (o.side == Side.BUY and aggressive_price <= o.price)
-                or (o.side == Side.SELL and aggressive_price >= o.price)
-            ):
-                q = o.leaves if o.leaves < left else left
-                px = aggressive_price
-                liq = Liquidity.TAKER
+            left -= _take_first(ex, t, o, price, left)
         elif rests_filled(fill_model, o.side, o.price, price):
             q = o.leaves if o.leaves < left else left
-            px = o.price
-        if q > 0:
             left -= q
-            _fill(ex, t, o, px, q, liq)
-        if o.aggressive != 0 and (o.tif == TimeInForce.IOC or o.order_type == OrderType.MARKET) and o.leaves > 0:
-            # An IOC waiting on a trades-only history gets one print, then expires.
-            if q > 0:
-                _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
-                o.leaves = 0
+            _fill(ex, t, o, o.price, q, Liquidity.MAKER)
         if o.leaves == 0:
             _deactivate(ex, slot)
         else:
@@ -397,11 +419,8 @@ def _match_quote(ex, t: int, i: int) -> None:
         slot = ex.active[i, k]
         o = ex.orders[slot]
         if o.aggressive != 0:
-            o.aggressive = 0
-            _take(ex, t, o)
-            if o.leaves > 0 and (o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK or o.order_type == OrderType.MARKET):
-                _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
-                o.leaves = 0
+            price, avail = _touch(m, o.side)
+            _take_touch(m, o.side, _take_first(ex, t, o, price, avail))
         else:
             price, avail = _touch(m, o.side)
             if avail > 0 and price > 0 and rests_filled(fill_model, o.side, o.price, price):
@@ -424,7 +443,7 @@ def on_market(ex, ev) -> None:
     if kind == EventKind.TRADE:
         m.last_price = ev.price
         if ex.n_active[i] > 0:
-            _match_print(ex, t, i, ev.price, ev.size, ev.price)
+            _match_print(ex, t, i, ev.price, ev.size)
     elif kind == EventKind.QUOTE:
         m.has_quote = 1
         m.bid_price = ev.bid_price
@@ -450,16 +469,8 @@ def _match_bar(ex, t: int, i: int, ev) -> None:
     while k < ex.n_active[i] and left > 0:
         slot = ex.active[i, k]
         o = ex.orders[slot]
-        q = 0
         if o.aggressive != 0:
-            reach = ev.open
-            ok = o.order_type == OrderType.MARKET or (o.side == Side.BUY and reach <= o.price) or (
-                o.side == Side.SELL and reach >= o.price
-            )
-            if ok:
-                q = o.leaves if o.leaves < left else left
-                left -= q
-                _fill(ex, t, o, reach, q, Liquidity.TAKER)
+            left -= _take_first(ex, t, o, ev.open, left)
         else:
             reach = ev.low if o.side == Side.BUY else ev.high
             if rests_filled(fill_model, o.side, o.price, reach):

@@ -33,7 +33,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, CommandKind, EventKind
+from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, CommandKind, EventKind, records
 from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.step import step
@@ -64,21 +64,21 @@ Loop = namedtuple(
 def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 << 14, timer_capacity: int = 1024,
                   equity_capacity: int = 1 << 16, journal_capacity: int = 1 << 16, journal: bool = False) -> Loop:
     """Allocate the loop's queues and output buffers."""
-    st = np.zeros(1, LOOP_DTYPE)
+    st = records(1, LOOP_DTYPE)
     st["journal_on"] = int(journal)
     jcap = journal_capacity if journal else 1
     return Loop(
         st=st,
-        orders_q=np.zeros(queue_capacity, COMMAND_DTYPE),
+        orders_q=records(queue_capacity, COMMAND_DTYPE),
         orders_q_ts=np.zeros(queue_capacity, np.int64),
         timer_ts=np.zeros(timer_capacity, np.int64),
         timer_id=np.zeros(timer_capacity, np.int64),
         timer_seq=np.zeros(timer_capacity, np.int64),
-        scratch=np.zeros(1, EVENT_DTYPE),
-        out=np.zeros(order_capacity + intents, COMMAND_DTYPE),
-        equity=np.zeros(equity_capacity, EQUITY_DTYPE),
-        journal_events=np.zeros(jcap, EVENT_DTYPE),
-        journal_commands=np.zeros(max(jcap, order_capacity + intents + 1) if journal else 1, JOURNAL_COMMAND_DTYPE),
+        scratch=records(1, EVENT_DTYPE),
+        out=records(order_capacity + intents, COMMAND_DTYPE),
+        equity=records(equity_capacity, EQUITY_DTYPE),
+        journal_events=records(jcap, EVENT_DTYPE),
+        journal_commands=records(max(jcap, order_capacity + intents + 1) if journal else 1, JOURNAL_COMMAND_DTYPE),
     )
 
 
@@ -302,7 +302,8 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
         if t == TS_MAX:
             return Status.DONE
         if final:
-            if t == t_tim and t_ord > t and t_rep > t and t_st > t and t_tim > st.last_data_ts:
+            data_left = ex_i < n_events or st.st_i < ex_i
+            if not data_left and t == t_tim and t_ord > t and t_rep > t and t_tim > st.last_data_ts:
                 st.n_timers = 0  # after the last data, timers have nothing left to see
                 continue
         elif t >= next_ts:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from framework.events import EventKind, OrderFlag, Side, TimeInForce, to_fixed
+from framework.events import EventKind, OrderFlag, Side, TimeInForce, records, to_fixed
 from framework.jit import HOT
 from framework.order_state import OrderStatus
 from framework.strategy_api import cancel_order, limit_order, modify_order, order_price, order_status
@@ -62,7 +62,7 @@ def make(params: Params, instrument_ids: dict[str, int]) -> tuple[np.ndarray, np
         raise ValueError(
             f"strategy.params.instrument: {params.instrument!r} is not in the data (have {sorted(instrument_ids)})"
         )
-    rec = np.zeros(1, PARAMS_DTYPE)
+    rec = records(1, PARAMS_DTYPE)
     rec["instrument_id"] = instrument_ids[params.instrument]
     rec["tick_size"] = to_fixed(params.tick_size)
     rec["half_spread_ticks"] = params.half_spread_ticks
@@ -70,7 +70,7 @@ def make(params: Params, instrument_ids: dict[str, int]) -> tuple[np.ndarray, np
     rec["max_inventory"] = to_fixed(params.max_inventory)
     rec["skew_ticks"] = params.skew_ticks
     rec["requote_ticks"] = params.requote_ticks
-    return rec, np.zeros(1, STATE_DTYPE)
+    return rec, records(1, STATE_DTYPE)
 
 
 @njit(**HOT)

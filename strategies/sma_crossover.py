@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from framework.events import EventKind, Side, to_fixed
+from framework.events import EventKind, Side, records, to_fixed
 from framework.jit import HOT
 from framework.strategy_api import market_order
 
@@ -57,13 +57,13 @@ def make(params: Params, instrument_ids: dict[str, int]) -> tuple[np.ndarray, tu
         raise ValueError(
             f"strategy.params.instrument: {params.instrument!r} is not in the data (have {sorted(instrument_ids)})"
         )
-    rec = np.zeros(1, PARAMS_DTYPE)
+    rec = records(1, PARAMS_DTYPE)
     rec["instrument_id"] = instrument_ids[params.instrument]
     rec["fast"] = params.fast
     rec["slow"] = params.slow
     rec["order_size"] = to_fixed(params.order_size)
     rec["allow_short"] = int(params.allow_short)
-    return rec, (np.zeros(1, STATE_DTYPE), np.zeros(params.slow, np.int64))
+    return rec, (records(1, STATE_DTYPE), np.zeros(params.slow, np.int64))
 
 
 @njit(**HOT)

@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from framework.data.catalog import Catalog
-from framework.events import QUOTE_DTYPE, TRADE_DTYPE, EventKind, Side, to_fixed
+from framework.events import QUOTE_DTYPE, TRADE_DTYPE, EventKind, Side, records, to_fixed
 
 _DAY_NS = 86_400_000_000_000
 _SEC_NS = 1_000_000_000
@@ -311,7 +311,7 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
 
     # Quotes: the first at the open, so every trade has a prevailing quote.
     n_quotes = max(1, round(spec.trades_per_day * spec.quotes_per_trade))
-    quotes = np.zeros(n_quotes, dtype=QUOTE_DTYPE)
+    quotes = records(n_quotes, QUOTE_DTYPE)
     _fill_quotes(
         quotes, rng, _arrivals(rng, n_quotes, spec.u_shape, True), path, vol,
         (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.mean_spread_ticks - 1,
@@ -319,7 +319,7 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
     )
     # Trades: strictly after the quote they trade against, at its bid or ask.
     n_trades = spec.trades_per_day
-    trades = np.zeros(n_trades, dtype=TRADE_DTYPE)
+    trades = records(n_trades, TRADE_DTYPE)
     _fill_trades(
         trades, rng, _arrivals(rng, n_trades, spec.u_shape, False), path, quotes, day_index * n_trades + 1,
         (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.size_tail, cap),

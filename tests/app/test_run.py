@@ -117,15 +117,20 @@ def test_bad_data_file_names_file_row_and_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_golden_backtest_without_the_jit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "strategy", [["strategy.params.slow=100", "data.kinds=[trade]"], ["strategy=market_maker"]], ids=["sma", "mm"]
+)
+def test_golden_backtest_without_the_jit(tmp_path: Path, strategy: list[str]) -> None:
     """The kernels are plain Python too: NUMBA_DISABLE_JIT=1 gives the same journal hash."""
     hashes = []
     for jit in ("0", "1"):
         out = tmp_path / f"jit{jit}"
         env = {**os.environ, "NUMBA_DISABLE_JIT": jit}
         cmd = [sys.executable, "run.py", f"hydra.run.dir={out}", f"data.catalog_root={tmp_path / 'cat'}",
-               "data.synthetic.trades_per_day=1500", "progress=false", "journal=true", "strategy.params.slow=100"]
+               "data.synthetic.trades_per_day=1500", "progress=false", "journal=true", *strategy]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        hashes.append(json.loads((out / "metrics.json").read_text())["meta"]["journal_hash"])
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["n_fills"] > 0
+        hashes.append(metrics["meta"]["journal_hash"])
     assert hashes[0] == hashes[1]

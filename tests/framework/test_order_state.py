@@ -59,10 +59,12 @@ LEGAL = {
     (S.PENDING_CANCEL, A.FILLED): S.FILLED,
     (S.PENDING_CANCEL, A.CANCELED): S.CANCELED,
     (S.PENDING_CANCEL, A.EXPIRED): S.EXPIRED,
-    (S.PENDING_CANCEL, A.REJECTED): S.ACCEPTED,
+    (S.PENDING_CANCEL, A.REJECTED): S.REJECTED,  # the order itself was refused
+    (S.PENDING_CANCEL, A.CANCEL_REJECTED): S.ACCEPTED,
     # Modify in flight: confirmed or refused, and it may trade meanwhile; a cancel may follow.
     (S.PENDING_MODIFY, A.MODIFIED): S.ACCEPTED,
-    (S.PENDING_MODIFY, A.REJECTED): S.ACCEPTED,
+    (S.PENDING_MODIFY, A.REJECTED): S.REJECTED,
+    (S.PENDING_MODIFY, A.CANCEL_REJECTED): S.ACCEPTED,
     (S.PENDING_MODIFY, A.ACCEPTED): S.PENDING_MODIFY,
     (S.PENDING_MODIFY, A.PARTIALLY_FILLED): S.PENDING_MODIFY,
     (S.PENDING_MODIFY, A.FILLED): S.FILLED,
@@ -70,6 +72,9 @@ LEGAL = {
     (S.PENDING_MODIFY, A.EXPIRED): S.EXPIRED,
     (S.PENDING_MODIFY, A.CANCEL_REQUEST): S.PENDING_CANCEL,
 }
+# A refused cancel or modify leaves a working or finished order exactly as it was.
+for _status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED):
+    LEGAL[(_status, A.CANCEL_REJECTED)] = _status
 WORKING = {S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_MODIFY}
 
 
@@ -94,8 +99,12 @@ def test_out_of_range_inputs_are_illegal():
 
 
 def test_terminal_and_free_statuses_accept_nothing():
-    for status in (*TERMINAL, S.FREE):
-        assert np.all(TRANSITIONS[status] == -1)
+    assert np.all(TRANSITIONS[S.FREE] == -1)
+    for status in TERMINAL:
+        # Only a late refusal of a cancel or modify is expected, and it changes nothing.
+        others = [a for a in range(N_ACTION) if a != A.CANCEL_REJECTED]
+        assert np.all(TRANSITIONS[status, others] == -1)
+        assert TRANSITIONS[status, A.CANCEL_REJECTED] == status
 
 
 def test_every_working_order_can_still_end():
@@ -119,7 +128,7 @@ def test_random_action_sequences_stay_in_the_machine(actions):
         nxt = next_status(status, action)
         assert nxt == LEGAL.get((status, action), -1)
         if ended:
-            assert nxt == -1  # terminal statuses are absorbing
+            assert nxt in (-1, status)  # terminal statuses are absorbing
         if nxt < 0:
             continue  # an illegal report leaves the order as it was
         assert 0 <= nxt < N_STATUS

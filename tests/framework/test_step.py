@@ -206,7 +206,7 @@ def test_pending_modify_reserves_the_extra_size_until_answered():
     assert (o["status"], o["reserved"], o["pending_size"]) == (OrderStatus.PENDING_MODIFY, fx(3), fx(5))
     assert d.p.positions[0]["open_buy"] == fx(5)  # 2 working + 3 reserved
     # The venue refuses it: back to ACCEPTED, the reservation released.
-    d.feed(report(1150, K.REJECTED, 1, price=99.5, flags=RejectReason.UNKNOWN_ORDER))
+    d.feed(report(1150, K.CANCEL_REJECTED, 1, price=99.5, flags=RejectReason.UNKNOWN_ORDER))
     o = d.order(1)
     assert (o["status"], o["reserved"], o["price"]) == (OrderStatus.ACCEPTED, 0, fx(99))
     assert d.p.positions[0]["open_buy"] == fx(2)

@@ -270,7 +270,7 @@ class Run:
     def reports(self, coid: int | None = None) -> np.ndarray:
         """Execution reports the strategy received (optionally of one order)."""
         k = self.events["kind"]
-        mask = (k >= EventKind.ACCEPTED) & (k <= EventKind.MODIFIED)
+        mask = (k >= EventKind.ACCEPTED) & (k <= EventKind.CANCEL_REJECTED)
         if coid is not None:
             mask &= self.events["client_order_id"] == coid
         return self.events[mask]

@@ -240,18 +240,18 @@ _REPORT_ACTION = {
     K.ACCEPTED: OrderAction.ACCEPTED, K.REJECTED: OrderAction.REJECTED,
     K.PARTIALLY_FILLED: OrderAction.PARTIALLY_FILLED, K.FILLED: OrderAction.FILLED,
     K.CANCELED: OrderAction.CANCELED, K.EXPIRED: OrderAction.EXPIRED, K.MODIFIED: OrderAction.MODIFIED,
+    K.CANCEL_REJECTED: OrderAction.CANCEL_REJECTED,
 }
 
 
-def replay_statuses(run) -> tuple[dict[int, int], set[int]]:
-    """Replay requests and reports per order through the transition table.
+def replay_statuses(run) -> dict[int, int]:
+    """Replay requests and reports per order through the transition table; return final statuses.
 
-    Returns the final status of each order and the orders hit by the known bug of a
-    venue rejection arriving while a cancel is pending (see test_exchange.py).
+    The table says "working" (ACCEPTED) after a confirmed modify or a refused cancel; an
+    order with fills is then PARTIALLY_FILLED.
     """
     status: dict[int, int] = {}
     filled: dict[int, int] = {}
-    known_bug: set[int] = set()
     cmds = run.commands
     cmd_at = 0
     for i, ev in enumerate(run.events):
@@ -262,11 +262,8 @@ def replay_statuses(run) -> tuple[dict[int, int], set[int]]:
             if nxt >= 0:
                 if kind in (K.FILLED, K.PARTIALLY_FILLED):
                     filled[coid] += int(ev["size"])
-                if kind == K.REJECTED and status[coid] in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_MODIFY):
-                    if status[coid] == OrderStatus.PENDING_CANCEL and ev["flags"] != RejectReason.UNKNOWN_ORDER:
-                        known_bug.add(coid)
-                    if filled[coid] > 0:
-                        nxt = OrderStatus.PARTIALLY_FILLED
+                if nxt == OrderStatus.ACCEPTED and filled[coid] > 0:
+                    nxt = OrderStatus.PARTIALLY_FILLED
                 status[coid] = nxt
         while cmd_at < len(cmds) and cmds[cmd_at]["input_index"] == i:
             c = cmds[cmd_at]["command"]
@@ -285,13 +282,13 @@ def replay_statuses(run) -> tuple[dict[int, int], set[int]]:
                 status[coid] = next_status(status[coid], OrderAction.MODIFY_REQUEST)
             assert status.get(coid, 0) >= 0, f"request {c} illegal for order {coid}"
     assert cmd_at == len(cmds)
-    return status, known_bug
+    return status
 
 
 def check_statuses(run) -> None:
     orders = run.p.orders
     assert np.all(orders["status"] < N_STATUS)
-    expected, known_bug = replay_statuses(run)
+    expected = replay_statuses(run)
     cap = len(orders)
     for coid, st_expected in expected.items():
         o = orders[coid % cap]
@@ -301,20 +298,17 @@ def check_statuses(run) -> None:
         fills = run.fills[run.fills["client_order_id"] == coid]
         assert o["filled"] == int(np.sum(fills["size"]))
         assert 0 <= o["leaves"]
-        if coid in known_bug:
-            continue
         # At the end everything has been delivered: working here <=> working at the exchange.
         xo = run.ex.orders[coid % len(run.ex.orders)]
         at_exchange = bool(xo["active"]) and xo["client_order_id"] == coid
         assert bool(is_open(o["status"])) == at_exchange, (coid, OrderStatus._fields[o["status"]])
     # Working sizes: the pipeline's open_buy/open_sell are the leaves of its working orders.
-    working = [orders[c % cap] for c in expected if orders[c % cap]["client_order_id"] == c and c not in known_bug]
+    working = [orders[c % cap] for c in expected if orders[c % cap]["client_order_id"] == c]
     buys = sum(int(o["leaves"] + o["reserved"]) for o in working if is_open(o["status"]) and o["side"] == Side.BUY)
     sells = sum(int(o["leaves"] + o["reserved"]) for o in working if is_open(o["status"]) and o["side"] == Side.SELL)
-    if not known_bug:
-        assert run.p.positions[0]["open_buy"] == buys
-        assert run.p.positions[0]["open_sell"] == sells
-        assert run.p.exec_state[0]["n_open"] == sum(1 for o in working if is_open(o["status"]))
+    assert run.p.positions[0]["open_buy"] == buys
+    assert run.p.positions[0]["open_sell"] == sells
+    assert run.p.exec_state[0]["n_open"] == sum(1 for o in working if is_open(o["status"]))
 
 
 def check_all(run, events, opts) -> None:

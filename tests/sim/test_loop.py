@@ -65,15 +65,7 @@ def test_reports_reach_the_strategy_before_market_data_at_the_same_time():
     assert list(run.events["ts_recv"] - T0) == [1010, 1060, 1060]
 
 
-TIMER_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sim/loop.py run_chunk (final branch): 'after the last data' is judged by last_data_ts alone, "
-    "ignoring exchange-side rows not yet processed (ex_i < n_events); in the last chunk a timer due "
-    "between two data rows wipes every pending timer (st.n_timers = 0)",
-)
-
-
-@pytest.mark.parametrize("chunk_rows", [pytest.param(None, marks=TIMER_BUG), 1])
+@pytest.mark.parametrize("chunk_rows", [None, 1])
 def test_timers_fire_at_their_time_in_tie_break_order(chunk_rows):
     # On the first quote (seen at 1010) the strategy sets:
     #   timer 8 at 1020; timer 7 at 1050; timer 9 at 5 (in the past: fires at once, at 1010);
@@ -138,12 +130,6 @@ def test_small_output_buffers_are_drained_without_changing_the_run():
     np.testing.assert_array_equal(small.commands, ref.commands)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sim/backtest.py Backtest.run: an empty chunk makes next_ts TS_MAX for the chunk before it, "
-    "so that chunk drains orders and reports beyond the next data row; the next rows then reach the "
-    "strategy late and step refuses them as out of order",
-)
 def test_an_empty_chunk_does_not_change_the_run():
     # Quotes at 1000, 1015, 1100; market buy on the first. Chunks [q1], [], [q2, q3]: expected the
     # same run as one chunk. Actual: the order's reports (1060) are delivered before the quote of
