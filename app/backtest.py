@@ -117,6 +117,7 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
         "pipeline_inputs": result.n_inputs,
         "elapsed_seconds": time.perf_counter() - t0,
         "loop_seconds": result.loop_seconds,
+        "compile_seconds": result.compile_seconds,
         "loop_events_per_second": result.n_inputs / result.loop_seconds if result.loop_seconds > 0 else 0.0,
     }
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -341,7 +341,9 @@ def format_summary(metrics: dict) -> str:
         rows.append(("events", _int(events) + (f"   ({', '.join(extra)})" if extra else "")))
         loop_rate = meta.get("loop_events_per_second")
         if loop_rate:
-            rows.append(("loop throughput", f"{_num(loop_rate, ',.0f')} inputs/s in the compiled loop"))
+            compiled = meta.get("compile_seconds")
+            note = f" (compile or cache load {_num(compiled, '.2f')} s before it)" if compiled is not None else ""
+            rows.append(("loop throughput", f"{_num(loop_rate, ',.0f')} inputs/s in the compiled loop{note}"))
     journal = _first(meta, _HASH_KEYS)
     if journal is not None:
         rows.append(("journal", str(journal)))
