@@ -76,7 +76,6 @@ until the venue confirms or refuses it."""
 EXEC_STATE_DTYPE = np.dtype(
     [
         ("now", "<i8"), ("next_client_order_id", "<i8"), ("n_open", "<i8"), ("n_intents", "<i8"),
-        ("n_events", "<i8"),
     ],
     align=True,
 )

@@ -119,7 +119,6 @@ def step(p, ev, out, on_event, params, state) -> int:
         p.counters[Counter.OUT_OF_ORDER] += 1
         return 0
     es.now = ev.ts_recv
-    es.n_events += 1
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, out, 0)
     es.n_intents = 0
