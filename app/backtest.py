@@ -23,7 +23,7 @@ from framework.state import Counter, PipelineSpec, allocate, reject_reason_names
 from sim.backtest import Backtest, BacktestResult, Strategy
 from sim.exchange import allocate_exchange
 from sim.loop import allocate_loop
-from sim.models import SIM_PARAMS_DTYPE
+from sim.models import SIM_PARAMS_DTYPE, latency_streams
 
 PROGRESS_MIN_ROWS = 2_000_000
 """Show a progress bar only for runs long enough to need one."""
@@ -72,7 +72,7 @@ def build_backtest(cfg: DictConfig, data: PreparedData, journal: JournalWriter |
     sparams, sstate = module.make(params, data.instruments)
     spec = pipeline_spec(cfg, max(data.instruments.values()) + 1)
     prm = sim_params(cfg)
-    rng = np.array([cfg.sim.latency.seed], np.int64)
+    rng = latency_streams(cfg.sim.latency.seed)
     exchange = allocate_exchange(spec.n_instruments, spec.order_capacity, prm, rng,
                                  report_capacity=cfg.sim.queue_capacity)
     loop = allocate_loop(spec.order_capacity, 64, queue_capacity=cfg.sim.queue_capacity, journal=journal is not None)

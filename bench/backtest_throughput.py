@@ -159,6 +159,7 @@ def build(strategy: str):
     from framework.state import PipelineSpec, allocate
     from sim.backtest import Backtest, Strategy
     from sim.exchange import allocate_exchange
+    from sim.models import latency_streams
     from sim.loop import allocate_loop
     from strategies import market_maker, sma_crossover
 
@@ -166,7 +167,7 @@ def build(strategy: str):
     sparams, sstate = module.make(module.Params(instrument="SYN"), {"SYN": 0})
     spec = PipelineSpec(max_order_size=(to_fixed(10),), max_position=(to_fixed(10),))
     prm = sim_params()
-    exchange = allocate_exchange(1, spec.order_capacity, prm, np.array([prm["seed"][0]], np.int64))
+    exchange = allocate_exchange(1, spec.order_capacity, prm, latency_streams(int(prm["seed"][0])))
     journal = JournalHasher() if OPTIONS["journal"] else None
     loop = allocate_loop(spec.order_capacity, 64, journal=journal is not None)
     return Backtest(allocate(spec), exchange, loop, Strategy(module.on_event, sparams, sstate), journal)

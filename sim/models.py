@@ -8,11 +8,14 @@ Latency (``latency_model``)
     CONSTANT: every message takes its channel's base latency. Models a colocated,
     quiet link; ignores queuing and jitter.
     RANDOM: base plus an exponential jitter with the given mean, drawn from a seeded
-    splitmix64 stream that lives in the simulation state, so a run is reproducible
+    splitmix64 stream per channel that lives in the simulation state (``latency_streams``),
+    so a run is reproducible
     whatever the chunk size. Models a link with occasional delays; ignores
     correlation between consecutive delays.
     Three channels: feed (venue -> strategy market data), order (strategy -> venue)
-    and response (venue -> strategy reports). Each channel is FIFO like the TCP or
+    and response (venue -> strategy reports), each with its own stream: what a
+    strategy sends never changes the latency of the market data it later receives,
+    so two strategies on the same data see the same market timing. Each channel is FIFO like the TCP or
     WebSocket connection it models: a message never overtakes an earlier one.
 
 Fees (``maker_fee_rate``, ``taker_fee_rate``)
@@ -52,20 +55,26 @@ SIM_PARAMS_DTYPE = np.dtype(
 )
 
 
+def latency_streams(seed: int) -> np.ndarray:
+    """Seed one independent splitmix64 stream per latency channel from one config seed."""
+    golden = 0x9E3779B97F4A7C15
+    return np.array([(seed + golden * (c + 1)) & 0xFFFFFFFFFFFFFFFF for c in Channel], np.uint64).view(np.int64)
+
+
 @njit(**HOT)
-def splitmix64(state: np.ndarray) -> np.uint64:
-    """Advance the generator kept in ``state[0]`` and return 64 random bits."""
-    z = np.uint64(state[0]) + np.uint64(0x9E3779B97F4A7C15)
-    state[0] = np.int64(z)
+def splitmix64(state: np.ndarray, stream: int) -> np.uint64:
+    """Advance generator ``state[stream]`` and return 64 random bits."""
+    z = np.uint64(state[stream]) + np.uint64(0x9E3779B97F4A7C15)
+    state[stream] = np.int64(z)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
 @njit(**HOT)
-def uniform01(state: np.ndarray) -> float:
-    """Return a float in the open interval (0, 1) from the seeded stream."""
-    return ((splitmix64(state) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+def uniform01(state: np.ndarray, stream: int) -> float:
+    """Return a float in the open interval (0, 1) from seeded stream ``stream``."""
+    return ((splitmix64(state, stream) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
 @njit(**HOT)
@@ -81,7 +90,7 @@ def latency_ns(prm, rng: np.ndarray, channel: int) -> int:
         base = prm.response_ns
         jitter = prm.response_jitter_ns
     if prm.latency_model == LatencyModel.RANDOM and jitter > 0.0:
-        return base + np.int64(-jitter * np.log(uniform01(rng)))
+        return base + np.int64(-jitter * np.log(uniform01(rng, channel)))
     return base
 
 

@@ -47,7 +47,7 @@ from framework.strategy_api import cancel_order, modify_order, set_timer, submit
 from sim.backtest import Backtest, BacktestResult, Strategy
 from sim.exchange import Exchange, allocate_exchange
 from sim.loop import allocate_loop
-from sim.models import SIM_PARAMS_DTYPE, FillModel, LatencyModel
+from sim.models import SIM_PARAMS_DTYPE, FillModel, LatencyModel, latency_streams
 
 T0 = 1_700_000_000_000_000_000
 """A base timestamp (2023-11-14) so that test times look like real ones."""
@@ -333,7 +333,7 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
     p = allocate(spec)
     prm = sim_params(latency=latency, jitter=jitter, latency_model=latency_model, seed=seed, fees=fees,
                      fill_model=fill_model, equity_interval_ns=equity_interval_ns)
-    ex = allocate_exchange(n_instruments, order_capacity, prm, np.array([seed], np.int64), fill_capacity=fill_capacity)
+    ex = allocate_exchange(n_instruments, order_capacity, prm, latency_streams(seed), fill_capacity=fill_capacity)
     lp = allocate_loop(order_capacity, len(p.intents), journal=True, journal_capacity=journal_capacity,
                        equity_capacity=equity_capacity)
     journal = CapturingHasher() if journal_path is None else JournalWriter(journal_path, {"test": "scripted"})

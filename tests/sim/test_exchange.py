@@ -667,6 +667,27 @@ def test_seeded_random_latency_is_deterministic_and_depends_on_the_seed():
     assert not np.array_equal(a_data, b_data)
 
 
+def test_what_a_strategy_sends_never_changes_when_it_sees_the_market():
+    # Each latency channel draws from its own seeded stream, so the random feed latency of
+    # every data row is the same whether the strategy trades or stays silent: two strategies
+    # compared on the same data see the same market timing, and the order in which the loop
+    # serves channels at equal times cannot change any draw.
+    ev = merge(
+        make_quotes([(t(1000 * k), 99 + (k % 3), 5, 101 + (k % 3), 5) for k in range(1, 30)]),
+        make_trades([(t(1000 * k + 500), 100 + (k % 3), 2) for k in range(1, 30)]),
+    )
+    kw = dict(latency=(100, 200, 300), jitter=(2_000.0, 3_000.0, 1_000.0), latency_model=LatencyModel.RANDOM, seed=5)
+    trading = run_script(ev, [submit(BUY, 1, 100, at=k) for k in range(0, 20, 2)], **kw)
+    silent = run_script(ev, [], **kw)
+    assert len(trading.reports()) > 0 and len(silent.reports()) == 0
+
+    def data_arrivals(run):
+        seen = run.events
+        return seen[(seen["kind"] == K.QUOTE) | (seen["kind"] == K.TRADE)][["ts_event", "ts_recv"]]
+
+    np.testing.assert_array_equal(data_arrivals(trading), data_arrivals(silent))
+
+
 def test_order_before_any_market_data_is_refused_by_risk_not_sent():
     # Decided on a CONTROL event with no market data before it: risk has no reference price (NO_MARKET).
     ev = merge(make_control(t(500), ControlCode.KILL_SWITCH_OFF), make_trades([(t(1000), 100, 1)]))
