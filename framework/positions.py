@@ -20,16 +20,29 @@ from framework.jit import HOT, KERNEL
 
 @njit(**HOT)
 def _refresh_portfolio(portfolio) -> None:
+    """Recompute equity and move the high-water mark and the maximum drawdown.
+
+    The current drawdown is derived when asked (``drawdown``), and the maximum is
+    tested by a multiplication: marking runs on every price change, and a division
+    there costs more than the rest of the update.
+    """
     pf = portfolio[0]
-    pf.equity = pf.initial_capital + pf.realized_pnl + pf.unrealized_pnl - pf.fees
-    if pf.equity > pf.high_water_mark:
-        pf.high_water_mark = pf.equity
-    dd = 0.0  # also when equity is at its high-water mark: no division for an exact zero
-    if pf.high_water_mark > 0.0 and pf.equity < pf.high_water_mark:
-        dd = (pf.high_water_mark - pf.equity) / pf.high_water_mark
-    pf.drawdown = dd
-    if dd > pf.max_drawdown:
-        pf.max_drawdown = dd
+    equity = pf.initial_capital + pf.realized_pnl + pf.unrealized_pnl - pf.fees
+    pf.equity = equity
+    hwm = pf.high_water_mark
+    if equity > hwm:
+        pf.high_water_mark = equity
+    elif hwm > 0.0 and hwm - equity > pf.max_drawdown * hwm:
+        pf.max_drawdown = (hwm - equity) / hwm
+
+
+@njit(**KERNEL)
+def drawdown(portfolio) -> float:
+    """The portfolio's current drawdown: the fraction of equity lost from its high-water mark."""
+    pf = portfolio[0]
+    if pf.high_water_mark <= 0.0 or pf.equity >= pf.high_water_mark:
+        return 0.0
+    return (pf.high_water_mark - pf.equity) / pf.high_water_mark
 
 
 @njit(**HOT)

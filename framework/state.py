@@ -40,7 +40,7 @@ to the position to bound the worst case."""
 PORTFOLIO_DTYPE = np.dtype(
     [
         ("initial_capital", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"), ("fees", "<f8"),
-        ("equity", "<f8"), ("high_water_mark", "<f8"), ("drawdown", "<f8"), ("max_drawdown", "<f8"),
+        ("equity", "<f8"), ("high_water_mark", "<f8"), ("max_drawdown", "<f8"),
         ("gross_exposure", "<f8"), ("net_position", "<f8"),
     ],
     align=True,

@@ -121,8 +121,7 @@ def step(p, ev, out, on_event, params, state) -> int:
     es.now = ev.ts_recv
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, out, 0)
-    es.n_intents = 0
-    on_event(p, params, state, ev)
+    on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so
     if es.n_intents == 0:
         return n_out
     return _outbound(p, out, n_out)

@@ -38,7 +38,7 @@ from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.step import step
 from sim.exchange import RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
-from sim.models import Channel, latency_ns
+from sim.models import Channel, LatencyModel, latency_ns
 
 Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL")(0, 1, 2, 3, 4)
 
@@ -46,7 +46,7 @@ LOOP_DTYPE = np.dtype(
     [
         ("ex_i", "<i8"), ("st_i", "<i8"), ("feed_last", "<i8"), ("order_last", "<i8"),
         ("oq_head", "<i8"), ("oq_tail", "<i8"), ("n_timers", "<i8"), ("timer_seq", "<i8"),
-        ("next_sample_ts", "<i8"), ("last_data_ts", "<i8"), ("n_equity", "<i8"),
+        ("next_sample_ts", "<i8"), ("n_equity", "<i8"),
         ("n_journal_events", "<i8"), ("n_journal_commands", "<i8"), ("n_inputs", "<i8"), ("journal_on", "<i8"),
     ],
     align=True,
@@ -122,7 +122,10 @@ def _sample_equity(lp, p, t: int, interval: int) -> None:
 
 @njit(**HOT)
 def _feed(lp, p, ev, ex, on_event, params, state) -> int:
-    """Run one input through ``step``, journal it, and route its commands. Returns a Status."""
+    """Run one input through ``step``, journal it, and route its commands.
+
+    Returns how many commands ``step`` produced, or ``-status`` when a queue is full.
+    """
     st = lp.st[0]
     n_out = step(p, ev, lp.out, on_event, params, state)
     index = st.n_inputs
@@ -130,6 +133,8 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
     if st.journal_on != 0:
         lp.journal_events[st.n_journal_events] = ev
         st.n_journal_events += 1
+    if n_out == 0:
+        return 0
     now = ev.ts_recv
     prm = ex.prm[0]
     cap = lp.orders_q.shape[0]
@@ -142,7 +147,7 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
             st.n_journal_commands += 1
         if c.kind == CommandKind.SUBMIT or c.kind == CommandKind.CANCEL or c.kind == CommandKind.MODIFY:
             if st.oq_tail - st.oq_head >= cap:
-                return 2  # Status.ORDER_QUEUE_FULL
+                return -2  # Status.ORDER_QUEUE_FULL
             arrival = now + latency_ns(prm, ex.rng, Channel.ORDER)
             if arrival < st.order_last:
                 arrival = st.order_last
@@ -153,13 +158,13 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
             st.oq_tail += 1
         elif c.kind == CommandKind.SET_TIMER:
             if st.n_timers >= lp.timer_ts.shape[0]:
-                return 4  # Status.TIMERS_FULL
+                return -4  # Status.TIMERS_FULL
             lp.timer_ts[st.n_timers] = c.expire_ts if c.expire_ts > now else now
             lp.timer_id[st.n_timers] = c.client_order_id
             lp.timer_seq[st.n_timers] = st.timer_seq
             st.timer_seq += 1
             st.n_timers += 1
-    return 0
+    return n_out
 
 
 @njit(**HOT)
@@ -172,7 +177,18 @@ def _exchange_sees(ex, ev, st) -> None:
         arrival = st.feed_last
     st.feed_last = arrival
     ev.ts_recv = arrival
-    st.last_data_ts = arrival
+
+
+@njit(**HOT)
+def _feed_arrival(ev, ex, feed_ns: int, feed_last: int) -> int:
+    """Stamp a row with the time the strategy receives it (FIFO); return that time.
+    ``feed_ns`` is the constant feed latency, or negative to draw one."""
+    latency = feed_ns if feed_ns >= 0 else latency_ns(ex.prm[0], ex.rng, Channel.FEED)
+    arrival = ev.ts_event + latency
+    if arrival < feed_last:
+        arrival = feed_last
+    ev.ts_recv = arrival
+    return arrival
 
 
 @njit(**HOT)
@@ -212,44 +228,58 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     order, or the strategy sent an order or set a timer), or an output buffer may need
     draining (a fill, a journaled command, ``_inputs_room`` inputs); ``run_chunk`` then
     takes the next step with the full merge.
+
+    What every row touches is kept in locals here (the feed's FIFO time, the next
+    equity sample time, a constant feed latency): stores into the state records
+    would otherwise force the compiled code to reload them on every row.
     """
     st = lp.st[0]
     rq = ex.rq
-    interval = ex.prm[0].equity_interval_ns
+    prm = ex.prm[0]
+    interval = prm.equity_interval_ns
+    next_sample = st.next_sample_ts if interval > 0 else TS_MAX
+    feed_ns = prm.feed_ns if prm.latency_model == LatencyModel.CONSTANT else -1
     fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
     room = _inputs_room(lp)
     t_other = min(t_msg, t_tim)
     ex_i = st.ex_i
     st_i = st.st_i
+    feed_last = st.feed_last
     status = 0
     while True:
         t_ex = events[ex_i].ts_event if ex_i < n_events else TS_MAX
         t_st = events[st_i].ts_recv if st_i < ex_i else TS_MAX
         if ex_i < n_events and t_ex <= t_st and t_ex <= t_other:
             ev = events[ex_i]
-            may_fill = ex.n_active[ev.instrument_id] > 0
-            if may_fill and ex.n_fills[0] > fill_room:
-                break
-            n_reports = rq[RQ_TAIL]
-            _exchange_sees(ex, ev, st)
+            i = ev.instrument_id
+            if ex.n_active[i] == 0:
+                on_market(ex, ev)  # nothing rests here: no fill, no report
+            else:
+                if ex.n_fills[0] > fill_room:
+                    break
+                n_reports = rq[RQ_TAIL]
+                on_market(ex, ev)
+                if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
+                    ex_i += 1
+                    feed_last = _feed_arrival(ev, ex, feed_ns, feed_last)
+                    break
             ex_i += 1
-            if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
-                break
+            feed_last = _feed_arrival(ev, ex, feed_ns, feed_last)
         else:
             if t_st >= end or t_st >= t_msg or t_st > t_tim or room == 0:
                 break
             room -= 1
             st_i += 1
-            n_orders = st.oq_tail
-            n_timers = st.n_timers
-            n_commands = st.n_journal_commands
-            _sample_equity(lp, p, t_st, interval)
-            status = _feed(lp, p, events[st_i - 1], ex, on_event, params, state)
-            sent = st.oq_tail != n_orders or st.n_timers != n_timers or st.n_journal_commands != n_commands
-            if status != 0 or sent:
+            if t_st >= next_sample:
+                _sample_equity(lp, p, t_st, interval)
+                next_sample = st.next_sample_ts
+            sent = _feed(lp, p, events[st_i - 1], ex, on_event, params, state)
+            if sent != 0:
+                status = -sent if sent < 0 else 0
                 break
     st.ex_i = ex_i
     st.st_i = st_i
+    st.feed_last = feed_last
     return status
 
 
@@ -303,7 +333,7 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
             return Status.DONE
         if final:
             data_left = ex_i < n_events or st.st_i < ex_i
-            if not data_left and t == t_tim and t_ord > t and t_rep > t and t_tim > st.last_data_ts:
+            if not data_left and t == t_tim and t_ord > t and t_rep > t and t_tim > st.feed_last:
                 st.n_timers = 0  # after the last data, timers have nothing left to see
                 continue
         elif t >= next_ts:
@@ -331,9 +361,9 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
             lp.timer_seq[k_tim] = lp.timer_seq[last]
             st.n_timers = last
         _sample_equity(lp, p, t, interval)
-        status = _feed(lp, p, ev, ex, on_event, params, state)
-        if status != 0:
-            return status
+        sent = _feed(lp, p, ev, ex, on_event, params, state)
+        if sent < 0:
+            return -sent
 
 
 @njit(**KERNEL)

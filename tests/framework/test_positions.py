@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framework.events import PRICE_SCALE, Side, to_fixed
-from framework.positions import apply_fill, mark_to_market
+from framework.positions import apply_fill, drawdown, mark_to_market
 from framework.state import PipelineSpec, allocate
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -69,9 +69,9 @@ def test_drawdown_tracks_the_high_water_mark():
     mark_to_market(pos, pf, 0, fx(20))  # equity 1100
     mark_to_market(pos, pf, 0, fx(9))  # equity 990: drawdown 110 / 1100 = 0.1
     assert pf[0]["high_water_mark"] == pytest.approx(1100.0)
-    assert pf[0]["drawdown"] == pytest.approx(0.1)
+    assert drawdown(pf) == pytest.approx(0.1)
     mark_to_market(pos, pf, 0, fx(15))  # equity 1050
-    assert pf[0]["drawdown"] == pytest.approx(50 / 1100)
+    assert drawdown(pf) == pytest.approx(50 / 1100)
     assert pf[0]["max_drawdown"] == pytest.approx(0.1)
 
 
@@ -162,7 +162,7 @@ def test_equity_equals_capital_plus_cash_flows_plus_marked_position(ops, initial
         assert abs(pf[0]["net_position"] - float(q)) <= 1e-6
         assert abs(pf[0]["gross_exposure"] - float(abs(q) * mark)) <= tol
         assert pf[0]["high_water_mark"] >= pf[0]["equity"] - tol
-        assert 0.0 <= pf[0]["drawdown"] <= pf[0]["max_drawdown"] + 1e-12
+        assert 0.0 <= drawdown(pf) <= pf[0]["max_drawdown"] + 1e-12
     n_fills = sum(1 for op in ops if op[0] == "fill")
     assert pos[instrument]["n_fills"] == n_fills
     assert pos[1 - instrument]["qty"] == 0
