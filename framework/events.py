@@ -57,8 +57,10 @@ OrderType = namedtuple("OrderType", "MARKET LIMIT STOP STOP_LIMIT")(1, 2, 3, 4)
 
 TimeInForce = namedtuple("TimeInForce", "GTC IOC FOK GTD")(1, 2, 3, 4)
 
-OrderFlag = namedtuple("OrderFlag", "POST_ONLY REDUCE_ONLY")(1, 2)
-"""Bit flags of a command's ``flags`` field."""
+OrderFlag = namedtuple("OrderFlag", "POST_ONLY REDUCE_ONLY FLATTEN")(1, 2, 4)
+"""Bit flags of a command's ``flags`` field. FLATTEN marks the kill switch's own closing
+orders (exempt from the kill switch and the breaker); the execution stage strips it
+from every strategy intent, so no strategy can set it."""
 
 BookFlag = namedtuple("BookFlag", "CLEAR LAST")(1, 2)
 """Bit flags of a book record: CLEAR empties that side before applying the level
@@ -71,14 +73,22 @@ Liquidity = namedtuple("Liquidity", "NONE MAKER TAKER")(0, 1, 2)
 RejectReason = namedtuple(
     "RejectReason",
     "NONE MAX_ORDER_SIZE MAX_POSITION PRICE_COLLAR KILL_SWITCH INVALID_ORDER "
-    "POST_ONLY_WOULD_TAKE FOK_NOT_FILLABLE UNKNOWN_ORDER ORDER_TABLE_FULL NO_MARKET",
-)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
-"""``flags`` of a REJECTED report and ``reason`` of an ALERT command."""
+    "POST_ONLY_WOULD_TAKE FOK_NOT_FILLABLE UNKNOWN_ORDER ORDER_TABLE_FULL NO_MARKET "
+    "MAX_ORDER_NOTIONAL MAX_GROSS_EXPOSURE PRICE_BAND MAX_OPEN_ORDERS DUPLICATE_ORDER THROTTLE STALE_DATA "
+    "BREAKER_REDUCING BREAKER_HALTED INSTRUMENT_HALTED REDUCE_ONLY VENUE_BUSY",
+)(*range(23))
+"""``flags`` of a REJECTED report and ``reason`` of an ALERT command. VENUE_BUSY is the
+venue's transient refusal (rate limit, overload): the one reason worth a retry."""
 
-ControlCode = namedtuple("ControlCode", "KILL_SWITCH_ON KILL_SWITCH_OFF SET_MAX_POSITION SET_MAX_ORDER_SIZE")(
-    1, 2, 3, 4
-)
-"""``control`` field of a CONTROL event."""
+ControlCode = namedtuple(
+    "ControlCode",
+    "KILL_SWITCH_ON KILL_SWITCH_OFF SET_MAX_POSITION SET_MAX_ORDER_SIZE BREAKER_RESET BREAKER_TRIP "
+    "HALT_INSTRUMENT RESUME_INSTRUMENT",
+)(1, 2, 3, 4, 5, 6, 7, 8)
+"""``control`` field of a CONTROL event. KILL_SWITCH_ON/OFF: ``value`` is the scope
+(``framework.risk.records.KillScope``, plus KILL_FLATTEN) and ``target`` the venue or
+strategy id. BREAKER_TRIP: ``value`` is the state to trip to. HALT/RESUME_INSTRUMENT and
+SET_*: ``target`` is the instrument."""
 
 _HEADER = [
     ("ts_event", "<i8", 0),

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from numba import njit
 
-from framework.events import CommandKind, EventKind, RejectReason, Side
+from framework.events import CommandKind, EventKind, OrderFlag, OrderType, RejectReason, Side, TimeInForce
 from framework.jit import HOT, KERNEL
 from framework.order_state import OrderAction, OrderStatus, is_open, next_status
 from framework.positions import apply_fill
-from framework.risk import check_order, record_rejection
+from framework.risk.checks import (
+    check_order,
+    limit_reference,
+    record_acceptance,
+    record_fill,
+    record_rejection,
+    record_venue_rejection,
+)
 from framework.state import Counter
 
 
@@ -81,17 +88,44 @@ def _alert(out, n_out: int, now: int, intent, reason: int) -> int:
 
 
 @njit(**KERNEL)
+def _protect(p, o) -> None:
+    """Slippage protection: send a market order as an IOC limit at most ``max_slippage``
+    from the reference price, so a thin book cannot fill it anywhere."""
+    slip = p.risk_limits[o.instrument_id].max_slippage
+    if o.order_type != OrderType.MARKET or slip <= 0.0:
+        return
+    ref = limit_reference(p, o.instrument_id)
+    o.order_type = OrderType.LIMIT
+    o.tif = TimeInForce.IOC
+    if o.side == Side.BUY:
+        o.price = ref + int(ref * slip)
+    else:
+        o.price = ref - int(ref * slip)
+
+
+@njit(**KERNEL)
 def submit(p, intent, out, n_out: int) -> int:
-    """Risk-check a new order; record it and emit SUBMIT, or record the rejection and emit ALERT."""
+    """Risk-check a strategy's new order; record it and emit SUBMIT, or record the
+    rejection and emit ALERT. The FLATTEN flag is the kill switch's alone: stripped here."""
+    intent.flags = intent.flags & (0xFF ^ OrderFlag.FLATTEN)
+    return submit_checked(p, intent, out, n_out)
+
+
+@njit(**KERNEL)
+def submit_checked(p, intent, out, n_out: int) -> int:
+    """``submit`` without stripping FLATTEN: the kill switch's own closing orders come here."""
     now = p.exec_state[0].now
     orders = p.orders
     slot = intent.client_order_id % orders.shape[0]
     reason = RejectReason.NONE
     if is_open(orders[slot].status):
         reason = RejectReason.ORDER_TABLE_FULL
+    elif intent.tif == TimeInForce.GTD and intent.expire_ts <= now:
+        reason = RejectReason.INVALID_ORDER
     else:
         reason = check_order(
-            p, intent.instrument_id, intent.side, intent.order_type, intent.price, intent.size, intent.size
+            p, intent.instrument_id, intent.side, intent.order_type, intent.price, intent.trigger_price,
+            intent.size, intent.size, intent.flags, intent.venue_id, True,
         )
     if reason != RejectReason.NONE:
         record_rejection(p, reason)
@@ -102,11 +136,14 @@ def submit(p, intent, out, n_out: int) -> int:
             orders[slot].reject_reason = reason
             orders[slot].leaves = 0
         return _alert(out, n_out, now, intent, reason)
+    record_acceptance(p, intent.instrument_id, intent.side, intent.price, intent.size, True)
     o = orders[slot]
     _write_order(o, intent, now)
+    _protect(p, o)
     o.status = next_status(OrderStatus.INITIALIZED, OrderAction.SUBMIT)
     _add_working(p, o.instrument_id, o.side, o.size)
     p.exec_state[0].n_open += 1
+    p.risk_instruments[o.instrument_id].n_open += 1
     p.counters[Counter.ORDERS_SUBMITTED] += 1
     return _emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
 
@@ -167,11 +204,13 @@ def modify(p, intent, out, n_out: int) -> int:
     extra = new_leaves - o.leaves
     if extra < 0:
         extra = 0
-    reason = check_order(p, o.instrument_id, o.side, o.order_type, intent.price, intent.size, extra)
+    reason = check_order(p, o.instrument_id, o.side, o.order_type, intent.price, o.trigger_price, intent.size,
+                         extra, o.flags, o.venue_id, False)
     if reason != RejectReason.NONE:
         record_rejection(p, reason)
         p.counters[Counter.REJECTS_RISK] += 1
         return _alert(out, n_out, now, intent, reason)
+    record_acceptance(p, o.instrument_id, o.side, intent.price, intent.size, False)
     o.status = OrderStatus.PENDING_MODIFY
     o.pending_price = intent.price
     o.pending_size = intent.size
@@ -210,6 +249,7 @@ def _close(p, o) -> None:
     o.leaves = 0
     o.reserved = 0
     p.exec_state[0].n_open -= 1
+    p.risk_instruments[o.instrument_id].n_open -= 1
 
 
 @njit(**HOT)
@@ -226,6 +266,7 @@ def apply_report(p, ev) -> int:
         if is_fill and ev.size > 0 and 0 <= ev.instrument_id < p.positions.shape[0]:
             apply_fill(p.positions, p.portfolio, ev.instrument_id, ev.side, ev.price, ev.size, ev.fee)
             p.counters[Counter.FILLS] += 1
+            record_fill(p, ev.instrument_id)
             return ev.size
         return 0
     o = p.orders[slot]
@@ -246,6 +287,7 @@ def apply_report(p, ev) -> int:
         o.leaves = new_leaves
         apply_fill(p.positions, p.portfolio, o.instrument_id, o.side, ev.price, filled, ev.fee)
         p.counters[Counter.FILLS] += 1
+        record_fill(p, o.instrument_id)
     if ev.kind == EventKind.MODIFIED:
         o.price = ev.price
         o.size = o.filled + ev.leaves_qty
@@ -258,6 +300,7 @@ def apply_report(p, ev) -> int:
             o.reserved = 0
     elif ev.kind == EventKind.REJECTED:
         p.counters[Counter.REJECTS_VENUE] += 1
+        record_venue_rejection(p)
         o.reject_reason = ev.flags
     if nxt == OrderStatus.ACCEPTED and o.filled > 0:
         nxt = OrderStatus.PARTIALLY_FILLED  # the table says "working"; fills say how far along

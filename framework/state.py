@@ -9,11 +9,13 @@ same commands. Per-instrument arrays are indexed by the dense ``instrument_id``.
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from framework.events import COMMAND_DTYPE, RejectReason, records
+from framework.risk.records import INSTRUMENT_LIMITS_DTYPE, PORTFOLIO_LIMITS_DTYPE, BreakerState, allocate_risk
 
 MARKET_DTYPE = np.dtype(
     [
@@ -46,15 +48,6 @@ PORTFOLIO_DTYPE = np.dtype(
     align=True,
 )
 """Positions stage, whole portfolio (one record)."""
-
-RISK_LIMITS_DTYPE = np.dtype(
-    [("max_order_size", "<i8"), ("max_position", "<i8"), ("price_collar", "<f8")],
-    align=True,
-)
-"""Risk stage, per instrument: max order size and max absolute position (fixed point),
-and the price collar as a fraction of the reference price (0.05 = 5%)."""
-
-RISK_STATE_DTYPE = np.dtype([("kill_switch", "<i8"), ("n_checked", "<i8"), ("n_rejected", "<i8")], align=True)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -97,7 +90,8 @@ Pipeline = namedtuple(
     "Pipeline",
     [
         "market", "book", "book_depth",  # market data
-        "risk_limits", "risk_state", "reject_counts",  # risk
+        "risk_limits", "portfolio_limits", "risk_state", "risk_instruments", "risk_windows", "risk_recent",
+        "reject_counts",  # risk (framework.risk.records)
         "orders", "exec_state", "intents",  # execution
         "positions", "portfolio",  # positions
         "counters",
@@ -109,7 +103,13 @@ Pipeline = namedtuple(
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """Sizes and limits the pipeline is allocated with."""
+    """Sizes and limits the pipeline is allocated with.
+
+    Per-instrument limits take one value for every instrument or one per instrument.
+    ``max_position`` sets both the long and the short limit; ``instrument_limits`` sets
+    any field of ``INSTRUMENT_LIMITS_DTYPE`` (and wins), ``portfolio_limits`` any field
+    of ``PORTFOLIO_LIMITS_DTYPE``.
+    """
 
     n_instruments: int = 1
     order_capacity: int = 4096
@@ -119,6 +119,9 @@ class PipelineSpec:
     """Per instrument, fixed point; 0 means no order may be sent."""
     max_position: tuple[int, ...] = (0,)
     price_collar: tuple[float, ...] = (0.05,)
+    instrument_limits: Mapping[str, tuple] = field(default_factory=dict)
+    portfolio_limits: Mapping[str, float] = field(default_factory=dict)
+    strategy_id: int = 0
 
 
 def _per_instrument(values: tuple, n: int, name: str) -> list:
@@ -129,6 +132,32 @@ def _per_instrument(values: tuple, n: int, name: str) -> list:
     return list(values)
 
 
+def _limits(spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray]:
+    n = spec.n_instruments
+    limits = records(n, INSTRUMENT_LIMITS_DTYPE)
+    limits["max_order_size"] = _per_instrument(spec.max_order_size, n, "max_order_size")
+    limits["max_long"] = _per_instrument(spec.max_position, n, "max_position")
+    limits["max_short"] = _per_instrument(spec.max_position, n, "max_position")
+    limits["price_collar"] = _per_instrument(spec.price_collar, n, "price_collar")
+    for name, values in spec.instrument_limits.items():
+        if name not in INSTRUMENT_LIMITS_DTYPE.names:
+            raise ValueError(f"risk limit {name!r}: not a per-instrument limit ({', '.join(INSTRUMENT_LIMITS_DTYPE.names)})")
+        limits[name] = _per_instrument(tuple(np.atleast_1d(values)), n, name)
+    portfolio = records(1, PORTFOLIO_LIMITS_DTYPE)
+    portfolio["on_daily_loss"] = BreakerState.REDUCING
+    portfolio["on_drawdown"] = BreakerState.REDUCING
+    portfolio["on_reject_rate"] = BreakerState.HALTED
+    portfolio["on_throttle"] = BreakerState.HALTED
+    portfolio["on_stale_data"] = BreakerState.REDUCING
+    portfolio["on_fill_rate"] = BreakerState.HALTED
+    portfolio["reject_window"] = 100
+    for name, value in spec.portfolio_limits.items():
+        if name not in PORTFOLIO_LIMITS_DTYPE.names:
+            raise ValueError(f"risk limit {name!r}: not a portfolio limit ({', '.join(PORTFOLIO_LIMITS_DTYPE.names)})")
+        portfolio[name] = value
+    return limits, portfolio
+
+
 def allocate(spec: PipelineSpec) -> Pipeline:
     """Allocate a fresh pipeline state for ``spec``: flat, zeroed, ready for ``step``."""
     n = spec.n_instruments
@@ -136,10 +165,7 @@ def allocate(spec: PipelineSpec) -> Pipeline:
         raise ValueError(f"n_instruments must be at least 1, got {n}")
     if spec.order_capacity < 2:
         raise ValueError(f"order_capacity must be at least 2, got {spec.order_capacity}")
-    risk_limits = records(n, RISK_LIMITS_DTYPE)
-    risk_limits["max_order_size"] = _per_instrument(spec.max_order_size, n, "max_order_size")
-    risk_limits["max_position"] = _per_instrument(spec.max_position, n, "max_position")
-    risk_limits["price_collar"] = _per_instrument(spec.price_collar, n, "price_collar")
+    risk = allocate_risk(*_limits(spec), strategy_id=spec.strategy_id)
     portfolio = records(1, PORTFOLIO_DTYPE)
     portfolio["initial_capital"] = spec.initial_capital
     portfolio["equity"] = spec.initial_capital
@@ -150,8 +176,12 @@ def allocate(spec: PipelineSpec) -> Pipeline:
         market=records(n, MARKET_DTYPE),
         book=np.zeros((n, 2, spec.book_levels, 2), np.int64),
         book_depth=np.zeros((n, 2), np.int64),
-        risk_limits=risk_limits,
-        risk_state=records(1, RISK_STATE_DTYPE),
+        risk_limits=risk.limits,
+        portfolio_limits=risk.portfolio_limits,
+        risk_state=risk.state,
+        risk_instruments=risk.instruments,
+        risk_windows=risk.windows,
+        risk_recent=risk.recent,
         reject_counts=np.zeros(N_REJECT_REASONS, np.int64),
         orders=records(spec.order_capacity, ORDER_DTYPE),
         exec_state=exec_state,

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 from numba import njit
 
-from framework.events import CommandKind, ControlCode, EventKind
+from framework.events import CommandKind, EventKind
 from framework.execution import apply_report, cancel, modify, submit
 from framework.jit import HOT, KERNEL
 from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
-from framework.order_state import OrderAction, is_open, next_status
 from framework.positions import mark_to_market
-from framework.risk import apply_control
+from framework.risk.breaker import watch
+from framework.risk.checks import track_band
+from framework.risk.control import apply_control, wants_flatten
+from framework.risk.kill_switch import cancel_in_scope, flatten
+from framework.risk.records import KillScope
 from framework.state import Counter
 
 MIN_REPORT_KIND = EventKind.ACCEPTED
@@ -36,15 +39,15 @@ MAX_REPORT_KIND = EventKind.CANCEL_REJECTED
 
 
 @njit(**KERNEL)
-def _cancel_all(p, out, n_out: int) -> int:
-    """Cancel every working order: what the kill switch does first."""
-    orders = p.orders
-    for slot in range(orders.shape[0]):
-        o = orders[slot]
-        if is_open(o.status) and next_status(o.status, OrderAction.CANCEL_REQUEST) >= 0:
-            intent = p.intents[0]
-            intent.client_order_id = o.client_order_id
-            n_out = cancel(p, intent, out, n_out)
+def _control(p, ev, out, n_out: int) -> int:
+    """An operator's control event: change the risk state; on the kill switch, cancel
+    what it covers and, if asked, close the positions."""
+    if not apply_control(p, ev):
+        return n_out
+    scope = ev.value & 0xFF
+    n_out = cancel_in_scope(p, out, n_out, scope, ev.target)
+    if wants_flatten(ev):
+        n_out = flatten(p, out, n_out, ev.target if scope == KillScope.VENUE else 0)
     return n_out
 
 
@@ -57,19 +60,23 @@ def _inbound(p, ev, out, n_out: int) -> int:
         c[Counter.TRADES] += 1
         apply_trade(p.market, ev)
         mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.QUOTE:
         c[Counter.QUOTES] += 1
         apply_quote(p.market, ev)
         mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.BOOK_DELTA or kind == EventKind.BOOK_SNAPSHOT:
         c[Counter.BOOK] += 1
         if not apply_book(p.market, p.book, p.book_depth, ev):
             c[Counter.BOOK_LEVELS_DROPPED] += 1
         mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.BAR:
         c[Counter.BARS] += 1
         apply_bar(p.market, ev)
         mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
+        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
         c[Counter.REPORTS] += 1
         apply_report(p, ev)
@@ -77,9 +84,7 @@ def _inbound(p, ev, out, n_out: int) -> int:
         c[Counter.TIMERS] += 1
     elif kind == EventKind.CONTROL:
         c[Counter.CONTROLS] += 1
-        apply_control(p, ev)
-        if ev.control == ControlCode.KILL_SWITCH_ON:
-            n_out = _cancel_all(p, out, n_out)
+        n_out = _control(p, ev, out, n_out)
     return n_out
 
 
@@ -121,6 +126,7 @@ def step(p, ev, out, on_event, params, state) -> int:
     es.now = ev.ts_recv
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, out, 0)
+    watch(p.risk_state, p.portfolio_limits, p.portfolio, es.now)
     on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so
     if es.n_intents == 0:
         return n_out

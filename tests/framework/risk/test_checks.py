@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
 
 from scripted import T0, cancel, make_control, make_quotes, market, merge, modify, run_script, submit  # noqa: E402
 
@@ -28,13 +28,20 @@ from framework.events import (  # noqa: E402
     to_fixed,
 )
 from framework.order_state import OrderStatus  # noqa: E402
-from framework.risk import apply_control, check_order, record_rejection  # noqa: E402
+from framework.risk.checks import check_order as _check_order  # noqa: E402
+from framework.risk.checks import record_rejection  # noqa: E402
+from framework.risk.control import apply_control  # noqa: E402
 from framework.state import Counter, PipelineSpec, allocate  # noqa: E402
 
 LAT = (10, 20, 30)
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 R = RejectReason
+
+
+def check_order(p, instrument_id, side, order_type, price, size, added):
+    """The checks for a plain order: no trigger, no flags, venue 0; new when it adds its full size."""
+    return _check_order(p, instrument_id, side, order_type, price, 0, size, added, 0, 0, added == size)
 
 
 def fx(x: float) -> int:
@@ -122,15 +129,15 @@ def test_kill_switch_comes_first_and_controls_change_limits():
     ev["value"] = [fx(1), fx(2), 0, fx(7)]
     ev["target"] = [0, 0, 0, 5]  # the last targets an instrument that does not exist: ignored
     _control(p, ev)
-    assert p.risk_limits[0]["max_position"] == fx(1)
+    assert p.risk_limits[0]["max_long"] == p.risk_limits[0]["max_short"] == fx(1)
     assert p.risk_limits[0]["max_order_size"] == fx(2)
-    assert p.risk_limits[1]["max_position"] == fx(10)
-    assert p.risk_state[0]["kill_switch"] == 1
-    assert check_order(p, 0, Side.NONE, LIMIT, 0, 0, 0) == R.KILL_SWITCH  # before any other check
+    assert p.risk_limits[1]["max_long"] == fx(10)
+    assert p.risk_state[0]["kill_all"] == 1
+    assert check_order(p, 0, BUY, LIMIT, fx(200), fx(50), fx(50)) == R.KILL_SWITCH  # before the limits
     ev2 = ev[:1].copy()
     ev2["control"] = ControlCode.KILL_SWITCH_OFF
     _control(p, ev2)
-    assert p.risk_state[0]["kill_switch"] == 0
+    assert p.risk_state[0]["kill_all"] == 0
     assert check_order(p, 0, BUY, LIMIT, fx(100), fx(2), fx(2)) == R.MAX_POSITION  # new limit 1
 
 
@@ -244,7 +251,7 @@ def test_kill_switch_cancels_working_orders_and_blocks_new_ones():
     assert alerts(run) == [(c, R.KILL_SWITCH), (d, R.KILL_SWITCH)]
     assert run.order(e)["status"] == OrderStatus.ACCEPTED
     assert run.p.reject_counts[R.KILL_SWITCH] == 2
-    assert run.p.risk_state[0]["kill_switch"] == 0
+    assert run.p.risk_state[0]["kill_all"] == 0
     assert run.p.counters[Counter.CONTROLS] == 2
 
 
