@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPILED_PACKAGES = ("framework", "sim", "strategies")
+COMPILED_PACKAGES = ("framework", "sim", "strategies", "models")
 
 
 def source_hash(root: Path = ROOT) -> str:

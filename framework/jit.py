@@ -48,7 +48,7 @@ HOT = {"cache": True, "_nrt": False, "forceinline": True}
 """A kernel on the per-event path: like ``KERNEL`` and always inlined into its caller."""
 
 
-COMPILED_PACKAGES = ("framework", "sim", "strategies")
+COMPILED_PACKAGES = ("framework", "sim", "strategies", "models")
 """Packages whose kernels are compiled into the loop."""
 
 
