@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from app.data_source import PreparedData, prepare
+from app.risk_config import instrument_limits, limits_summary, portfolio_limits
 from app.strategy_loader import build_params, load_strategy
 from framework.events import records, to_fixed
 from framework.journal import JournalHasher, JournalWriter
@@ -49,19 +50,19 @@ def sim_params(cfg: DictConfig) -> np.ndarray:
     return prm
 
 
-def pipeline_spec(cfg: DictConfig, n_instruments: int) -> PipelineSpec:
+def pipeline_spec(cfg: DictConfig, instruments: dict[str, int]) -> PipelineSpec:
     """Build the pipeline's sizes and risk limits from config (whole units -> fixed point)."""
-    risk = cfg.risk
-    for key in ("max_order_size", "max_position", "price_collar"):
-        if risk[key] < 0:
-            raise ValueError(f"risk.{key}: must be >= 0, got {risk[key]}")
+    limits = instrument_limits(cfg.risk, instruments)
     return PipelineSpec(
-        n_instruments=n_instruments,
+        n_instruments=max(instruments.values()) + 1,
         order_capacity=cfg.sim.order_capacity,
         initial_capital=cfg.initial_capital,
-        max_order_size=(to_fixed(risk.max_order_size),),
-        max_position=(to_fixed(risk.max_position),),
-        price_collar=(float(risk.price_collar),),
+        max_order_size=limits.pop("max_order_size"),
+        max_position=(0,),
+        price_collar=limits.pop("price_collar"),
+        instrument_limits=limits,
+        portfolio_limits=portfolio_limits(cfg.risk),
+        strategy_id=cfg.risk.strategy_id,
     )
 
 
@@ -70,7 +71,7 @@ def build_backtest(cfg: DictConfig, data: PreparedData, journal: JournalWriter |
     module = load_strategy(cfg.strategy.name)
     params = build_params(module.Params, OmegaConf.to_container(cfg.strategy.params, resolve=True))
     sparams, sstate = module.make(params, data.instruments)
-    spec = pipeline_spec(cfg, max(data.instruments.values()) + 1)
+    spec = pipeline_spec(cfg, data.instruments)
     prm = sim_params(cfg)
     rng = latency_streams(cfg.sim.latency.seed)
     exchange = allocate_exchange(spec.n_instruments, spec.order_capacity, prm, rng,
@@ -119,6 +120,7 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
         "loop_seconds": result.loop_seconds,
         "compile_seconds": result.compile_seconds,
         "loop_events_per_second": result.n_inputs / result.loop_seconds if result.loop_seconds > 0 else 0.0,
+        "risk": limits_summary(bt.p),
     }
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     instruments = {iid: sym for sym, iid in data.instruments.items()}

@@ -69,11 +69,71 @@ class SimConfig:
     queue_capacity: int = 16384
 
 
+class ReferenceName(Enum):
+    mid_or_last = 0
+    last = 1
+    mid = 2
+
+
+class BreakerStateName(Enum):
+    active = 0
+    reducing = 1
+    halted = 2
+
+
+@dataclass
+class InstrumentRiskConfig:
+    """Per-instrument limits (framework/risk/records.py). 0 turns a limit off, except the
+    order size and the long and short limits, where 0 allows no order."""
+
+    max_order_size: float = 10.0
+    max_long: float = 10.0
+    max_short: float = 10.0
+    max_order_notional: float = 0.0
+    price_collar: float = 0.05
+    collar_reference: ReferenceName = ReferenceName.mid_or_last
+    price_band: float = 0.0
+    band_window_s: float = 300.0
+    max_open_orders: int = 0
+    duplicate_window_s: float = 0.0
+    max_messages_per_s: int = 0
+    max_fills_per_s: int = 0
+    max_data_age_s: float = 0.0
+    max_slippage: float = 0.0
+
+
+@dataclass
+class PortfolioRiskConfig:
+    max_gross_exposure: float = 0.0
+    max_open_orders: int = 0
+    max_messages_per_s: int = 0
+    daily_loss_limit: float = 0.0
+    max_drawdown: float = 0.0
+    max_reject_rate: float = 0.0
+    reject_window: int = 100
+    day_offset_h: float = 0.0
+
+
+@dataclass
+class BreakerConfig:
+    """The state each trigger trips the circuit breaker to (active: reject only, never trip)."""
+
+    on_daily_loss: BreakerStateName = BreakerStateName.reducing
+    on_drawdown: BreakerStateName = BreakerStateName.reducing
+    on_reject_rate: BreakerStateName = BreakerStateName.halted
+    on_throttle: BreakerStateName = BreakerStateName.halted
+    on_stale_data: BreakerStateName = BreakerStateName.reducing
+    on_fill_rate: BreakerStateName = BreakerStateName.halted
+
+
 @dataclass
 class RiskConfig:
-    max_order_size: float = 10.0
-    max_position: float = 10.0
-    price_collar: float = 0.05
+    instrument: InstrumentRiskConfig = field(default_factory=InstrumentRiskConfig)
+    instruments: dict[str, Any] = field(default_factory=dict)
+    """Per-symbol overrides of ``instrument``'s keys."""
+    portfolio: PortfolioRiskConfig = field(default_factory=PortfolioRiskConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    strategy_id: int = 0
 
 
 @dataclass

@@ -327,6 +327,14 @@ def format_summary(metrics: dict) -> str:
         ("unrealized pnl", _num(metrics.get("unrealized_pnl"), "+,.2f")),
         ("final equity", _num(metrics.get("final_equity"), ",.2f")),
     ]
+    risk = meta.get("risk") or {}
+    if risk.get("breaker_trips") or risk.get("kill_switch") or risk.get("halted_instruments"):
+        state = f"{risk.get('breaker', 'n/a')} (tripped by {risk.get('breaker_trip', 'n/a')}, {risk.get('breaker_trips')} trips)"
+        if risk.get("kill_switch"):
+            state += ", kill switch on"
+        if risk.get("halted_instruments"):
+            state += f", halted instruments {risk['halted_instruments']}"
+        rows.append(("risk", state))
     events = _first(meta, _EVENTS_KEYS)
     if events is not None:
         rate = metrics.get("events_per_second")

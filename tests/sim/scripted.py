@@ -312,7 +312,8 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
                  order_capacity: int = 256, initial_capital: float = 1_000_000.0,
                  equity_interval_ns: int = 0, journal_capacity: int = 1 << 16,
                  fill_capacity: int = 1 << 16, equity_capacity: int = 1 << 16,
-                 split_at: list[int] | None = None, journal_path=None, n_instruments: int = 1) -> Run:
+                 split_at: list[int] | None = None, journal_path=None, n_instruments: int = 1,
+                 instrument_limits: dict | None = None, portfolio_limits: dict | None = None) -> Run:
     """Run one backtest of any strategy kernel over ``events`` (copied: the loop writes ``ts_recv``).
 
     The events go to the loop in chunks of ``chunk_rows`` rows, or cut at the row indices
@@ -329,6 +330,8 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
         max_order_size=(to_fixed(max_order_size),),
         max_position=(to_fixed(max_position),),
         price_collar=(float(collar),),
+        instrument_limits=instrument_limits or {},
+        portfolio_limits=portfolio_limits or {},
     )
     p = allocate(spec)
     prm = sim_params(latency=latency, jitter=jitter, latency_model=latency_model, seed=seed, fees=fees,
