@@ -50,9 +50,14 @@ def _intent(p, kind: int):
 
 @njit(**HOT)
 def submit_order(
-    p, instrument_id: int, side: int, order_type: int, price: int, size: int, tif: int, flags: int
+    p, instrument_id: int, side: int, order_type: int, price: int, size: int, tif: int, flags: int,
+    trigger_price: int = 0, expire_ts: int = 0,
 ) -> int:
-    """State an intent to send a new order; return its client order id (0 if dropped)."""
+    """State an intent to send a new order; return its client order id (0 if dropped).
+
+    ``trigger_price`` is a stop's trigger (STOP, STOP_LIMIT); ``expire_ts`` a GTD order's
+    expiry in event time.
+    """
     k = _intent(p, CommandKind.SUBMIT)
     if k < 0:
         return 0
@@ -67,8 +72,24 @@ def submit_order(
     it.size = size
     it.tif = tif
     it.flags = flags
+    it.trigger_price = trigger_price
+    it.expire_ts = expire_ts
     it.client_order_id = coid
     return coid
+
+
+@njit(**HOT)
+def stop_order(p, instrument_id: int, side: int, trigger_price: int, size: int, flags: int) -> int:
+    """State a stop: a market order sent once the market reaches ``trigger_price``."""
+    return submit_order(p, instrument_id, side, OrderType.STOP, 0, size, TimeInForce.GTC, flags, trigger_price, 0)
+
+
+@njit(**HOT)
+def stop_limit_order(p, instrument_id: int, side: int, trigger_price: int, price: int, size: int,
+                     flags: int) -> int:
+    """State a stop-limit: a limit order at ``price`` placed once the market reaches ``trigger_price``."""
+    return submit_order(p, instrument_id, side, OrderType.STOP_LIMIT, price, size, TimeInForce.GTC, flags,
+                        trigger_price, 0)
 
 
 @njit(**HOT)

@@ -16,6 +16,15 @@ and orders when they arrive after the order latency. It never invents liquidity:
   expires; post-only is rejected if it would take; market orders are IOC.
 * Bars count as a print range: a resting order fills if the bar's range reaches it,
   capped by the bar's volume; a waiting aggressive order fills at the bar's open.
+* Stop and stop-limit orders wait, accepted, until the market reaches their trigger:
+  a buy stop when a print is at or above it (or the ask, on quotes; the bar's high, on
+  bars), a sell stop at or below it. Then a stop becomes a market order and a
+  stop-limit a limit order at its price, and both meet the liquidity of the row that
+  triggered them as an aggressive order (a bar fills a triggered stop at its trigger
+  or its open, whichever is worse). A stop already triggered on arrival acts at once.
+* GTD orders expire at their ``expire_ts``: the exchange expires them when it next
+  sees that instrument's data (before matching, so they never fill after it) and
+  reports EXPIRED at that moment.
 * L2 book records do not move the exchange in this model (queue position on L2 data
   is a separate model); they still reach the strategy.
 
@@ -59,18 +68,24 @@ EX_MARKET_DTYPE = np.dtype(
 SIM_ORDER_DTYPE = np.dtype(
     [
         ("client_order_id", "<i8"), ("price", "<i8"), ("size", "<i8"), ("filled", "<i8"), ("leaves", "<i8"),
+        ("trigger_price", "<i8"), ("expire_ts", "<i8"),
         ("instrument_id", "<i4"), ("venue_id", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"),
-        ("flags", "u1"), ("active", "u1"), ("aggressive", "u1"),
+        ("flags", "u1"), ("active", "u1"), ("aggressive", "u1"), ("stop", "u1"), ("triggered", "u1"),
     ],
     align=True,
 )
+"""``stop`` marks a stop order still waiting for its trigger; ``triggered`` one that has
+just been triggered and meets its first liquidity."""
 
 Exchange = namedtuple(
-    "Exchange", ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng"]
+    "Exchange",
+    ["market", "orders", "active", "n_active", "n_conditional", "reports", "rq", "fills", "n_fills", "prm", "rng"],
 )
 """Exchange state. ``active[i, :n_active[i]]`` are the order slots resting on instrument
-``i`` in time priority; ``reports`` is the response channel's ring buffer with
-``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made."""
+``i`` in time priority, ``n_conditional[i]`` how many of them are stops or GTD (so the
+trigger and expiry pass runs only where there is one); ``reports`` is the response
+channel's ring buffer with ``rq = [head, tail, last_arrival, overflow]``;
+``fills[:n_fills[0]]`` are the fills made."""
 
 RQ_HEAD, RQ_TAIL, RQ_LAST, RQ_OVERFLOW = 0, 1, 2, 3
 
@@ -83,6 +98,7 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
         orders=records(order_capacity, SIM_ORDER_DTYPE),
         active=np.zeros((n_instruments, order_capacity), np.int64),
         n_active=np.zeros(n_instruments, np.int64),
+        n_conditional=np.zeros(n_instruments, np.int64),
         reports=records(report_capacity, EVENT_DTYPE),
         rq=np.zeros(4, np.int64),
         fills=records(fill_capacity, FILL_DTYPE),
@@ -161,10 +177,17 @@ def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
 
 
 @njit(**KERNEL)
+def _conditional(o) -> bool:
+    return o.stop != 0 or (o.tif == TimeInForce.GTD and o.expire_ts > 0)
+
+
+@njit(**KERNEL)
 def _deactivate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 0
     i = o.instrument_id
+    if _conditional(o):
+        ex.n_conditional[i] -= 1
     n = ex.n_active[i]
     row = ex.active[i]
     for k in range(n):
@@ -180,6 +203,8 @@ def _activate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 1
     i = o.instrument_id
+    if _conditional(o):
+        ex.n_conditional[i] += 1
     ex.active[i, ex.n_active[i]] = slot
     ex.n_active[i] += 1
 
@@ -270,6 +295,7 @@ def _take_first(ex, t: int, o, price: int, avail: int) -> int:
     is left, and a GTC order rests the remainder at its limit as a passive order.
     """
     o.aggressive = 0
+    o.triggered = 0
     within = o.order_type == OrderType.MARKET or (o.side == Side.BUY and price <= o.price) or (
         o.side == Side.SELL and price >= o.price
     )
@@ -284,11 +310,62 @@ def _take_first(ex, t: int, o, price: int, avail: int) -> int:
 
 
 @njit(**KERNEL)
+def _stop_reached(o, buy_ref: int, sell_ref: int) -> bool:
+    """Whether the market has reached a waiting stop's trigger (a reference of 0 never does)."""
+    if o.side == Side.BUY:
+        return buy_ref > 0 and buy_ref >= o.trigger_price
+    return sell_ref > 0 and sell_ref <= o.trigger_price
+
+
+@njit(**KERNEL)
+def _trigger(o) -> None:
+    """A stop becomes the order it stands for: market, or limit at its price."""
+    o.stop = 0
+    o.triggered = 1
+    o.order_type = OrderType.MARKET if o.order_type == OrderType.STOP else OrderType.LIMIT
+
+
+@njit(**KERNEL)
+def _take_quoted(ex, t: int, o) -> None:
+    """A triggered stop on a quoted market: take the touch, then expire an immediate rest."""
+    o.aggressive = 0
+    o.triggered = 0
+    _take(ex, t, o)
+    if o.leaves > 0 and _is_immediate(o):
+        _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+        o.leaves = 0
+
+
+@njit(**KERNEL)
+def _expire_and_trigger(ex, t: int, i: int, buy_ref: int, sell_ref: int) -> None:
+    """Before a row is matched: expire GTD orders whose time has come, and turn stops the
+    row reaches into aggressive orders that meet this very row."""
+    k = 0
+    while k < ex.n_active[i]:
+        slot = ex.active[i, k]
+        o = ex.orders[slot]
+        if o.expire_ts > 0 and o.expire_ts <= t:
+            _deactivate(ex, slot)
+            _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
+            o.leaves = 0
+            continue
+        if o.stop != 0 and _stop_reached(o, buy_ref, sell_ref):
+            _trigger(o)
+            if not _conditional(o):
+                ex.n_conditional[i] -= 1
+            o.aggressive = 1
+        k += 1
+
+
+@njit(**KERNEL)
 def on_submit(ex, t: int, cmd) -> None:
     """An order arrives: reject, or accept and take what the market offers, then rest or expire."""
     slot = cmd.client_order_id % ex.orders.shape[0]
     o = ex.orders[slot]
-    bad = cmd.size <= 0 or (cmd.order_type != OrderType.MARKET and cmd.price <= 0)
+    is_stop = cmd.order_type == OrderType.STOP or cmd.order_type == OrderType.STOP_LIMIT
+    needs_price = cmd.order_type == OrderType.LIMIT or cmd.order_type == OrderType.STOP_LIMIT
+    bad = cmd.size <= 0 or (needs_price and cmd.price <= 0) or (is_stop and cmd.trigger_price <= 0)
+    bad = bad or (cmd.tif == TimeInForce.GTD and cmd.expire_ts <= t)
     bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[0]
     if o.active != 0 and o.client_order_id != cmd.client_order_id:
         # Another order still rests in this slot: refuse the newcomer, touch nothing.
@@ -306,13 +383,26 @@ def on_submit(ex, t: int, cmd) -> None:
     o.order_type = cmd.order_type
     o.tif = cmd.tif
     o.flags = cmd.flags
+    o.trigger_price = cmd.trigger_price
+    o.expire_ts = cmd.expire_ts if cmd.tif == TimeInForce.GTD else 0
     o.active = 0
     o.aggressive = 0
+    o.stop = 1 if is_stop else 0
+    o.triggered = 0
     if bad:
         o.leaves = 0
         _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, RejectReason.INVALID_ORDER)
         return
     m = ex.market[o.instrument_id]
+    if o.stop != 0:
+        buy_ref = m.ask_price if m.has_quote != 0 and m.ask_size > 0 else m.last_price
+        sell_ref = m.bid_price if m.has_quote != 0 and m.bid_size > 0 else m.last_price
+        if not _stop_reached(o, buy_ref, sell_ref):
+            _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
+            _activate(ex, slot)
+            return
+        _trigger(o)
+        o.triggered = 0  # triggered on arrival: it acts now, as the order it became
     marketable = _is_marketable(m, o)
     if marketable and (o.flags & OrderFlag.POST_ONLY) != 0:
         o.leaves = 0
@@ -361,7 +451,7 @@ def on_modify(ex, t: int, cmd) -> None:
     new_leaves = cmd.size - o.filled
     old_price = o.price
     o.price = cmd.price
-    would_take = _is_marketable(ex.market[o.instrument_id], o)
+    would_take = o.stop == 0 and _is_marketable(ex.market[o.instrument_id], o)
     if new_leaves <= 0 or cmd.price <= 0 or (would_take and (o.flags & OrderFlag.POST_ONLY) != 0):
         o.price = old_price
         reason = RejectReason.POST_ONLY_WOULD_TAKE if would_take else RejectReason.INVALID_ORDER
@@ -397,7 +487,12 @@ def _match_print(ex, t: int, i: int, price: int, size: int) -> None:
     while k < ex.n_active[i] and left > 0:
         slot = ex.active[i, k]
         o = ex.orders[slot]
-        if o.aggressive != 0:
+        if o.stop != 0:
+            k += 1
+            continue
+        if o.aggressive != 0 and ex.market[i].has_quote != 0:
+            _take_quoted(ex, t, o)  # a stop this print triggered takes the book, not the print
+        elif o.aggressive != 0:
             left -= _take_first(ex, t, o, price, left)
         elif rests_filled(fill_model, o.side, o.price, price):
             q = o.leaves if o.leaves < left else left
@@ -418,6 +513,9 @@ def _match_quote(ex, t: int, i: int) -> None:
     while k < ex.n_active[i]:
         slot = ex.active[i, k]
         o = ex.orders[slot]
+        if o.stop != 0:
+            k += 1
+            continue
         if o.aggressive != 0:
             price, avail = _touch(m, o.side)
             _take_touch(m, o.side, _take_first(ex, t, o, price, avail))
@@ -433,6 +531,23 @@ def _match_quote(ex, t: int, i: int) -> None:
             k += 1
 
 
+@njit(**KERNEL)
+def _conditional_pass(ex, ev, m) -> None:
+    """Expiries and stop triggers for the row ``ev`` (see ``_expire_and_trigger``)."""
+    kind = ev.kind
+    t = ev.ts_event
+    if kind == EventKind.TRADE:
+        _expire_and_trigger(ex, t, ev.instrument_id, ev.price, ev.price)
+    elif kind == EventKind.QUOTE:
+        buy_ref = ev.ask_price if ev.ask_size > 0 else 0
+        sell_ref = ev.bid_price if ev.bid_size > 0 else 0
+        _expire_and_trigger(ex, t, ev.instrument_id, buy_ref, sell_ref)
+    elif kind == EventKind.BAR:
+        _expire_and_trigger(ex, t, ev.instrument_id, ev.high, ev.low)
+    else:
+        _expire_and_trigger(ex, t, ev.instrument_id, 0, 0)
+
+
 @njit(**HOT)
 def on_market(ex, ev) -> None:
     """Update the exchange's view with one market-data record and fill what it reaches."""
@@ -440,6 +555,8 @@ def on_market(ex, ev) -> None:
     m = ex.market[i]
     kind = ev.kind
     t = ev.ts_event
+    if ex.n_conditional[i] > 0:
+        _conditional_pass(ex, ev, m)
     if kind == EventKind.TRADE:
         m.last_price = ev.price
         if ex.n_active[i] > 0:
@@ -469,8 +586,14 @@ def _match_bar(ex, t: int, i: int, ev) -> None:
     while k < ex.n_active[i] and left > 0:
         slot = ex.active[i, k]
         o = ex.orders[slot]
+        if o.stop != 0:
+            k += 1
+            continue
         if o.aggressive != 0:
-            left -= _take_first(ex, t, o, ev.open, left)
+            price = ev.open
+            if o.triggered != 0:  # the bar crossed the trigger: at the trigger, or the open if worse
+                price = max(ev.open, o.trigger_price) if o.side == Side.BUY else min(ev.open, o.trigger_price)
+            left -= _take_first(ex, t, o, price, left)
         else:
             reach = ev.low if o.side == Side.BUY else ev.high
             if rests_filled(fill_model, o.side, o.price, reach):

@@ -59,7 +59,7 @@ INTENT_DTYPE = np.dtype(
     [
         ("at_input", "<i8"), ("at_ts", "<i8"), ("action", "<i8"), ("instrument_id", "<i8"),
         ("side", "<i8"), ("order_type", "<i8"), ("price", "<i8"), ("size", "<i8"), ("tif", "<i8"),
-        ("flags", "<i8"), ("target_intent", "<i8"),
+        ("flags", "<i8"), ("target_intent", "<i8"), ("trigger_price", "<i8"), ("expire_ts", "<i8"),
     ],
     align=True,
 )
@@ -86,7 +86,8 @@ def on_event(p, params, state, ev) -> None:
         s.n_fired += 1
         if it.action == SUBMIT:
             coids[k] = submit_order(
-                p, it.instrument_id, it.side, it.order_type, it.price, it.size, it.tif, it.flags
+                p, it.instrument_id, it.side, it.order_type, it.price, it.size, it.tif, it.flags, it.trigger_price,
+                it.expire_ts,
             )
         elif it.action == CANCEL:
             cancel_order(p, coids[it.target_intent])
@@ -112,10 +113,11 @@ def _intent(action: int, at: int | None, ts: int | None, **fields) -> dict:
 
 def submit(side: int, size: float, price: float = 0.0, *, at: int | None = None, ts: int | None = None,
            order_type: int = OrderType.LIMIT, tif: int = TimeInForce.GTC, flags: int = 0,
-           instrument_id: int = 0) -> dict:
-    """A submit intent; ``price`` and ``size`` in whole units."""
+           instrument_id: int = 0, trigger: float = 0.0, expire_ts: int = 0) -> dict:
+    """A submit intent; ``price``, ``size`` and a stop's ``trigger`` in whole units."""
     return _intent(SUBMIT, at, ts, side=side, size=to_fixed(size), price=to_fixed(price), order_type=order_type,
-                   tif=tif, flags=flags, instrument_id=instrument_id)
+                   tif=tif, flags=flags, instrument_id=instrument_id, trigger_price=to_fixed(trigger),
+                   expire_ts=expire_ts)
 
 
 def market(side: int, size: float, *, at: int | None = None, ts: int | None = None) -> dict:
