@@ -60,32 +60,33 @@ EX_MARKET_DTYPE = np.dtype(
     [
         ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"),
         ("bid_left", "<i8"), ("ask_left", "<i8"), ("last_price", "<i8"), ("has_quote", "<i8"),
+        ("n_conditional", "<i8"),
     ],
     align=True,
 )
-"""The exchange's view of one instrument; ``*_left`` is touch size our orders have not taken."""
+"""The exchange's view of one instrument; ``*_left`` is touch size our orders have not
+taken; ``n_conditional`` counts its resting stops and GTD orders, so that the trigger
+and expiry pass runs only where there is one."""
 
 SIM_ORDER_DTYPE = np.dtype(
     [
-        ("client_order_id", "<i8"), ("price", "<i8"), ("size", "<i8"), ("filled", "<i8"), ("leaves", "<i8"),
+        ("client_order_id", "<i8"), ("price", "<i8"), ("size", "<i8"), ("leaves", "<i8"),
         ("trigger_price", "<i8"), ("expire_ts", "<i8"),
         ("instrument_id", "<i4"), ("venue_id", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"),
         ("flags", "u1"), ("active", "u1"), ("aggressive", "u1"), ("stop", "u1"), ("triggered", "u1"),
     ],
     align=True,
 )
-"""``stop`` marks a stop order still waiting for its trigger; ``triggered`` one that has
-just been triggered and meets its first liquidity."""
+"""An order at the exchange, 64 bytes (one cache line; the filled size is ``size -
+leaves``). ``stop`` marks a stop order still waiting for its trigger; ``triggered`` one
+that has just been triggered and meets its first liquidity."""
 
 Exchange = namedtuple(
-    "Exchange",
-    ["market", "orders", "active", "n_active", "n_conditional", "reports", "rq", "fills", "n_fills", "prm", "rng"],
+    "Exchange", ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng"]
 )
 """Exchange state. ``active[i, :n_active[i]]`` are the order slots resting on instrument
-``i`` in time priority, ``n_conditional[i]`` how many of them are stops or GTD (so the
-trigger and expiry pass runs only where there is one); ``reports`` is the response
-channel's ring buffer with ``rq = [head, tail, last_arrival, overflow]``;
-``fills[:n_fills[0]]`` are the fills made."""
+``i`` in time priority; ``reports`` is the response channel's ring buffer with
+``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made."""
 
 RQ_HEAD, RQ_TAIL, RQ_LAST, RQ_OVERFLOW = 0, 1, 2, 3
 
@@ -98,7 +99,6 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
         orders=records(order_capacity, SIM_ORDER_DTYPE),
         active=np.zeros((n_instruments, order_capacity), np.int64),
         n_active=np.zeros(n_instruments, np.int64),
-        n_conditional=np.zeros(n_instruments, np.int64),
         reports=records(report_capacity, EVENT_DTYPE),
         rq=np.zeros(4, np.int64),
         fills=records(fill_capacity, FILL_DTYPE),
@@ -156,7 +156,6 @@ def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
     prm = ex.prm[0]
     rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
     fee = fee_fixed(price, size, rate)
-    o.filled += size
     o.leaves -= size
     kind = EventKind.FILLED if o.leaves == 0 else EventKind.PARTIALLY_FILLED
     _report(ex, t, kind, o, price, size, fee, liquidity)
@@ -176,7 +175,7 @@ def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
         ex.n_fills[0] = k + 1
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _conditional(o) -> bool:
     return o.stop != 0 or (o.tif == TimeInForce.GTD and o.expire_ts > 0)
 
@@ -187,7 +186,7 @@ def _deactivate(ex, slot: int) -> None:
     o.active = 0
     i = o.instrument_id
     if _conditional(o):
-        ex.n_conditional[i] -= 1
+        ex.market[i].n_conditional -= 1
     n = ex.n_active[i]
     row = ex.active[i]
     for k in range(n):
@@ -204,7 +203,7 @@ def _activate(ex, slot: int) -> None:
     o.active = 1
     i = o.instrument_id
     if _conditional(o):
-        ex.n_conditional[i] += 1
+        ex.market[i].n_conditional += 1
     ex.active[i, ex.n_active[i]] = slot
     ex.n_active[i] += 1
 
@@ -352,7 +351,7 @@ def _expire_and_trigger(ex, t: int, i: int, buy_ref: int, sell_ref: int) -> None
         if o.stop != 0 and _stop_reached(o, buy_ref, sell_ref):
             _trigger(o)
             if not _conditional(o):
-                ex.n_conditional[i] -= 1
+                ex.market[i].n_conditional -= 1
             o.aggressive = 1
         k += 1
 
@@ -375,7 +374,6 @@ def on_submit(ex, t: int, cmd) -> None:
     o.client_order_id = cmd.client_order_id
     o.price = cmd.price
     o.size = cmd.size
-    o.filled = 0
     o.leaves = cmd.size
     o.instrument_id = cmd.instrument_id if not bad else 0
     o.venue_id = cmd.venue_id
@@ -448,7 +446,7 @@ def on_modify(ex, t: int, cmd) -> None:
     if o.active == 0 or o.client_order_id != cmd.client_order_id:
         _reject_unknown(ex, t, cmd)
         return
-    new_leaves = cmd.size - o.filled
+    new_leaves = cmd.size - (o.size - o.leaves)
     old_price = o.price
     o.price = cmd.price
     would_take = o.stop == 0 and _is_marketable(ex.market[o.instrument_id], o)
@@ -555,7 +553,7 @@ def on_market(ex, ev) -> None:
     m = ex.market[i]
     kind = ev.kind
     t = ev.ts_event
-    if ex.n_conditional[i] > 0:
+    if m.n_conditional > 0:
         _conditional_pass(ex, ev, m)
     if kind == EventKind.TRADE:
         m.last_price = ev.price
