@@ -1,4 +1,5 @@
-"""Positions stage: quantity, average-cost price, realized and unrealized PnL, fees, drawdown.
+"""Positions stage: quantity, average-cost price, realized and unrealized PnL, fees,
+exposure, high-water mark and drawdown, per instrument and for the portfolio.
 
 The average-cost method: adding to a position moves the average price; reducing it
 realizes ``closed_qty * (fill_price - avg_price)`` in the position's direction; a fill
@@ -46,16 +47,29 @@ def drawdown(portfolio) -> float:
 
 
 @njit(**HOT)
+def _refresh_instrument(p) -> None:
+    """Recompute one instrument's net PnL and move its high-water mark and maximum drawdown."""
+    pnl = p.realized_pnl + p.unrealized_pnl - p.fees
+    p.pnl = pnl
+    if pnl > p.high_water_mark:
+        p.high_water_mark = pnl
+    elif p.high_water_mark - pnl > p.max_drawdown:
+        p.max_drawdown = p.high_water_mark - pnl
+
+
+@njit(**HOT)
 def _set_mark(positions, portfolio, instrument_id: int, mark: float) -> None:
     p = positions[instrument_id]
     pf = portfolio[0]
     qty = p.qty * INV_PRICE_SCALE
     old_unrealized = p.unrealized_pnl
-    old_exposure = abs(qty) * p.mark
+    old_exposure = p.exposure
     p.mark = mark
     p.unrealized_pnl = qty * (mark - p.avg_price) if p.qty != 0 else 0.0
+    p.exposure = abs(qty) * mark
     pf.unrealized_pnl += p.unrealized_pnl - old_unrealized
-    pf.gross_exposure += abs(qty) * mark - old_exposure
+    pf.gross_exposure += p.exposure - old_exposure
+    _refresh_instrument(p)
 
 
 @njit(**HOT)
@@ -85,7 +99,7 @@ def apply_fill(positions, portfolio, instrument_id: int, side: int, price: int, 
     pf = portfolio[0]
     px = price * INV_PRICE_SCALE
     old_qty = p.qty
-    old_exposure = abs(old_qty * INV_PRICE_SCALE) * p.mark
+    old_exposure = p.exposure
     delta = side * size
     new_qty = old_qty + delta
     realized = 0.0
@@ -114,6 +128,8 @@ def apply_fill(positions, portfolio, instrument_id: int, side: int, price: int, 
     old_unrealized = p.unrealized_pnl
     p.mark = p_mark
     p.unrealized_pnl = new_qty * INV_PRICE_SCALE * (p_mark - p.avg_price) if new_qty != 0 else 0.0
+    p.exposure = abs(new_qty * INV_PRICE_SCALE) * p_mark
     pf.unrealized_pnl += p.unrealized_pnl - old_unrealized
-    pf.gross_exposure += abs(new_qty * INV_PRICE_SCALE) * p_mark
+    pf.gross_exposure += p.exposure
+    _refresh_instrument(p)
     _refresh_portfolio(portfolio)

@@ -32,12 +32,16 @@ POSITION_DTYPE = np.dtype(
     [
         ("qty", "<i8"), ("avg_price", "<f8"), ("mark", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"),
         ("fees", "<f8"), ("traded_notional", "<f8"), ("n_fills", "<i8"), ("open_buy", "<i8"), ("open_sell", "<i8"),
+        ("exposure", "<f8"), ("pnl", "<f8"), ("high_water_mark", "<f8"), ("max_drawdown", "<f8"),
     ],
     align=True,
 )
 """Positions stage, per instrument: fixed-point quantity, average-cost price and PnL, and
 the unfilled size of working buy and sell orders (in flight included), which risk adds
-to the position to bound the worst case."""
+to the position to bound the worst case. ``exposure`` is ``|qty| * mark``; ``pnl`` the
+instrument's net PnL (realized + unrealized - fees), with its high-water mark and the
+largest fall from it, in quote currency (an instrument has no capital of its own to
+divide by); the current drawdown is ``high_water_mark - pnl``."""
 
 PORTFOLIO_DTYPE = np.dtype(
     [

@@ -75,6 +75,19 @@ def test_drawdown_tracks_the_high_water_mark():
     assert pf[0]["max_drawdown"] == pytest.approx(0.1)
 
 
+def test_each_instrument_keeps_its_own_high_water_mark_and_drawdown():
+    pos, pf = fresh(1000.0)
+    apply_fill(pos, pf, 0, BUY, fx(10), fx(10), 0)
+    mark_to_market(pos, pf, 0, fx(13))  # instrument 0 pnl +30
+    apply_fill(pos, pf, 1, SELL, fx(5), fx(4), 0)
+    mark_to_market(pos, pf, 1, fx(4))  # instrument 1 pnl +4
+    mark_to_market(pos, pf, 0, fx(11))  # instrument 0 falls to +10: 20 below its high
+    assert (pos[0]["pnl"], pos[0]["high_water_mark"], pos[0]["max_drawdown"]) == pytest.approx((10, 30, 20))
+    assert (pos[1]["pnl"], pos[1]["high_water_mark"], pos[1]["max_drawdown"]) == pytest.approx((4, 4, 0))
+    assert pos[0]["exposure"] == pytest.approx(110) and pos[1]["exposure"] == pytest.approx(16)
+    assert pf[0]["gross_exposure"] == pytest.approx(126)
+
+
 def test_first_fill_without_a_mark_is_marked_at_its_price():
     pos, pf = fresh()
     apply_fill(pos, pf, 0, SELL, fx(50), fx(3), 0)
@@ -163,6 +176,11 @@ def test_equity_equals_capital_plus_cash_flows_plus_marked_position(ops, initial
         assert abs(pf[0]["gross_exposure"] - float(abs(q) * mark)) <= tol
         assert pf[0]["high_water_mark"] >= pf[0]["equity"] - tol
         assert 0.0 <= drawdown(pf) <= pf[0]["max_drawdown"] + 1e-12
+        ip = pos[instrument]
+        assert abs(ip["exposure"] - float(abs(q) * mark)) <= tol
+        assert abs(ip["pnl"] - (ip["realized_pnl"] + ip["unrealized_pnl"] - ip["fees"])) <= tol
+        assert ip["high_water_mark"] >= ip["pnl"] - tol
+        assert ip["max_drawdown"] >= ip["high_water_mark"] - ip["pnl"] - tol
     n_fills = sum(1 for op in ops if op[0] == "fill")
     assert pos[instrument]["n_fills"] == n_fills
     assert pos[1 - instrument]["qty"] == 0
