@@ -32,7 +32,7 @@ def _instrument_value(key: str, value: Any, where: str) -> tuple[str, int | floa
     if key in SIZE_KEYS:
         return key, int(to_fixed(value))
     if key in SECOND_KEYS:
-        return SECOND_KEYS[key], int(round(value * 1e9))
+        return SECOND_KEYS[key], round(value * 1e9)
     return key, value
 
 
@@ -66,7 +66,7 @@ def portfolio_limits(risk: DictConfig) -> dict[str, float]:
         if value < 0:
             raise ValueError(f"risk.portfolio.{key}: must be >= 0, got {value}")
         if key == "day_offset_h":
-            out["day_offset_ns"] = int(round(value * 3600e9))
+            out["day_offset_ns"] = round(value * 3600e9)
         else:
             out[key] = value
     if not 0.0 <= risk.portfolio.max_reject_rate <= 1.0:

@@ -105,9 +105,7 @@ def _invalid(p, instrument_id: int, side: int, order_type: int, price: int, trig
             return True
     elif order_type != OrderType.MARKET and order_type != OrderType.STOP:
         return True
-    if (order_type == OrderType.STOP or order_type == OrderType.STOP_LIMIT) and trigger_price <= 0:
-        return True
-    return False
+    return (order_type == OrderType.STOP or order_type == OrderType.STOP_LIMIT) and trigger_price <= 0
 
 
 @njit(**KERNEL)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
-from numba import njit
 from hypothesis import strategies as st
+from numba import njit
 
 from framework.events import EVENT_DTYPE, ControlCode, EventKind
 from framework.risk.breaker import DAY_NS, trip, watch

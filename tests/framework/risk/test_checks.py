@@ -15,9 +15,9 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
 
-from scripted import T0, cancel, make_control, make_quotes, market, merge, modify, run_script, submit  # noqa: E402
+from scripted import T0, cancel, make_control, make_quotes, market, merge, modify, run_script, submit
 
-from framework.events import (  # noqa: E402
+from framework.events import (
     EVENT_DTYPE,
     CommandKind,
     ControlCode,
@@ -27,11 +27,11 @@ from framework.events import (  # noqa: E402
     Side,
     to_fixed,
 )
-from framework.order_state import OrderStatus  # noqa: E402
-from framework.risk.checks import check_order as _check_order  # noqa: E402
-from framework.risk.checks import record_rejection  # noqa: E402
-from framework.risk.control import apply_control  # noqa: E402
-from framework.state import Counter, PipelineSpec, allocate  # noqa: E402
+from framework.order_state import OrderStatus
+from framework.risk.checks import check_order as _check_order
+from framework.risk.checks import record_rejection
+from framework.risk.control import apply_control
+from framework.state import Counter, PipelineSpec, allocate
 
 LAT = (10, 20, 30)
 BUY, SELL = Side.BUY, Side.SELL

@@ -6,35 +6,17 @@ feed 10, order 20, response 30 ns; times are offsets from ``T0``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from risk_cases import BUY, LAT, SELL, R, alerts, t
+from scripted import make_control, make_quotes, market, merge, run_script, submit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
-
-from scripted import T0, make_control, make_quotes, market, merge, run_script, submit  # noqa: E402
-
-from framework.events import CommandKind, ControlCode, OrderFlag, OrderType, RejectReason, Side  # noqa: E402
-from framework.order_state import OrderStatus  # noqa: E402
-from framework.risk.records import KILL_FLATTEN, KillScope  # noqa: E402
-
-LAT = (10, 20, 30)
-BUY, SELL = Side.BUY, Side.SELL
-R = RejectReason
-
-
-def t(offset: int) -> int:
-    return T0 + offset
-
+from framework.events import CommandKind, ControlCode, OrderFlag, OrderType
+from framework.order_state import OrderStatus
+from framework.risk.records import KILL_FLATTEN, KillScope
 
 QUOTES = make_quotes([(t(1000 * k), 99, 50, 101, 50) for k in range(1, 10)])
-
-
-def alerts(run):
-    return [(int(c["client_order_id"]), int(c["reason"])) for c in run.cmds(CommandKind.ALERT)]
 
 
 def test_a_venue_scope_covers_that_venue_only():

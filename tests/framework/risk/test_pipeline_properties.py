@@ -19,12 +19,12 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
 
-import scripted  # noqa: E402
-from scripted import T0, make_control, merge, new_state, run_strategy  # noqa: E402
-from test_backtest_properties import build_script, build_stream, run_options, script_knobs, stream_knobs  # noqa: E402
+import scripted
+from scripted import T0, make_control, merge, new_state, run_strategy
+from test_backtest_properties import build_script, build_stream, run_options, script_knobs, stream_knobs
 
-from framework.events import CommandKind, ControlCode, EventKind, to_fixed  # noqa: E402
-from framework.risk.records import BreakerState, KillScope  # noqa: E402
+from framework.events import CommandKind, ControlCode, EventKind, to_fixed
+from framework.risk.records import BreakerState, KillScope
 
 WATCH_DTYPE = np.dtype([("worst_long", "<i8"), ("worst_short", "<i8"), ("illegal_breaker_moves", "<i8"),
                         ("last_breaker", "<i8")], align=True)
@@ -38,10 +38,8 @@ def watched(p, params, state, ev) -> None:
     pos = p.positions[0]
     long_side = pos.qty + pos.open_buy
     short_side = -(pos.qty - pos.open_sell)
-    if long_side > w.worst_long:
-        w.worst_long = long_side
-    if short_side > w.worst_short:
-        w.worst_short = short_side
+    w.worst_long = max(w.worst_long, long_side)
+    w.worst_short = max(w.worst_short, short_side)
     breaker = p.risk_state[0].breaker
     is_reset = ev.kind == EventKind.CONTROL and ev.control == ControlCode.BREAKER_RESET
     if breaker < w.last_breaker and not is_reset:

@@ -7,29 +7,17 @@ feed 10, order 20, response 30 ns; times are offsets from ``T0``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
+from risk_cases import BUY, LAT, SELL, R, alerts
+from scripted import T0, make_quotes, make_trades, market, merge, run_script, submit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
+from app.risk_config import limits_summary
+from framework.events import CommandKind, OrderType, TimeInForce, to_fixed
+from framework.report import format_summary
+from framework.risk.records import BreakerState, Trip
 
-from scripted import T0, make_quotes, make_trades, market, merge, run_script, submit  # noqa: E402
-
-from app.risk_config import limits_summary  # noqa: E402
-from framework.events import CommandKind, OrderType, RejectReason, Side, TimeInForce, to_fixed  # noqa: E402
-from framework.report import format_summary  # noqa: E402
-from framework.risk.records import BreakerState, Trip  # noqa: E402
-
-LAT = (10, 20, 30)
-BUY, SELL = Side.BUY, Side.SELL
-R = RejectReason
 MS = 1_000_000
 S = 1_000_000_000
-
-
-def alerts(run):
-    return [(int(c["client_order_id"]), int(c["reason"])) for c in run.cmds(CommandKind.ALERT)]
 
 
 def test_a_runaway_strategy_sends_no_more_than_the_throttle_allows_and_trips_the_breaker():
