@@ -2,8 +2,9 @@
 
 Synthetic data is generated once per distinct spec and real files are ingested once
 per distinct file content; both land in the catalog under a folder named by a hash
-of what produced them, so a second run starts at once and two different inputs never
-share a folder. A folder is complete or absent: it is built under a temporary name and
+of what produced them (the spec or the files, and the code that wrote the catalog), so
+a second run starts at once and two different inputs, or the same input through
+changed code, never share a folder. A folder is complete or absent: it is built under a temporary name and
 renamed into place.
 """
 
@@ -48,6 +49,18 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+DATA_CODE = Path(__file__).resolve().parents[1] / "framework" / "data"
+
+
+def _code_digest() -> str:
+    """Hash the code that writes catalogs (generator, loaders, catalog layout), so that a
+    change to it builds a fresh folder rather than reusing one the old code wrote."""
+    h = hashlib.sha256()
+    for path in sorted(DATA_CODE.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -89,7 +102,8 @@ def prepare(cfg: DictConfig) -> PreparedData:
     if source == "synthetic":
         syn = OmegaConf.to_container(cfg.synthetic, resolve=True)
         spec = SyntheticSpec(symbol=cfg.symbol, tick_size=cfg.tick_size, **syn)
-        folder = root / "synthetic" / _digest({"spec": syn, "symbol": cfg.symbol, "tick": cfg.tick_size})
+        folder = root / "synthetic" / _digest({"spec": syn, "symbol": cfg.symbol, "tick": cfg.tick_size,
+                                               "code": _code_digest()})
         _build_once(folder, lambda cat: write_synthetic(cat, spec))
         description = f"synthetic {cfg.symbol}, {spec.days} day(s) from {spec.start}, seed {spec.seed}"
     elif source == "file":
@@ -101,7 +115,7 @@ def prepare(cfg: DictConfig) -> PreparedData:
             if not path.is_file():
                 raise FileNotFoundError(f"data.files[{i}].path: {path} does not exist")
             files.append((path, str(f.format)))
-        folder = root / "files" / _digest([(_file_digest(p), fmt, cfg.symbol) for p, fmt in files])
+        folder = root / "files" / _digest([(_file_digest(p), fmt, cfg.symbol) for p, fmt in files] + [_code_digest()])
 
         def build(cat: Catalog) -> None:
             for path, fmt in files:

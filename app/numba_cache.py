@@ -4,6 +4,13 @@ Numba invalidates a cached function when its own file changes, not when a kernel
 calls (in another file) does; a stale cache would then run old code. Keying the cache
 folder by the content of every source file the compiled loop depends on makes a
 changed kernel mean a fresh cache, and an unchanged tree mean a warm start.
+
+The folder is also split by scope. The loop is compiled once per strategy and Numba
+keeps every strategy's entry in one index per function, which it unpickles whole,
+importing each strategy's module. A test's strategy lives in a module only the test
+process can import; in a cache shared with ``run.py`` it would make every later run
+fail with ``ModuleNotFoundError``. So tests use their own scope and the app its own,
+whatever the environment inherited (``PIPELINE_TRADER_CACHE`` moves the whole tree).
 """
 
 from __future__ import annotations
@@ -26,11 +33,16 @@ def source_hash(root: Path = ROOT) -> str:
     return h.hexdigest()[:16]
 
 
-def configure_numba_cache() -> Path:
-    """Set NUMBA_CACHE_DIR (unless the caller already did) before Numba is imported."""
-    if "NUMBA_CACHE_DIR" in os.environ:
-        return Path(os.environ["NUMBA_CACHE_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    path = base / "pipeline-trader" / "numba" / source_hash()
+def configure_numba_cache(scope: str = "app") -> Path:
+    """Set NUMBA_CACHE_DIR for this process and its children before Numba is imported.
+
+    The folder is ``<base>/numba/<source hash>/<scope>``, with ``<base>`` taken from
+    ``PIPELINE_TRADER_CACHE`` or else ``$XDG_CACHE_HOME/pipeline-trader``. An inherited
+    NUMBA_CACHE_DIR is replaced: a child ``run.py`` of a test must not share the test's
+    scope.
+    """
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline-trader"
+    base = Path(os.environ.get("PIPELINE_TRADER_CACHE") or default)
+    path = base / "numba" / source_hash() / scope
     os.environ["NUMBA_CACHE_DIR"] = str(path)
     return path

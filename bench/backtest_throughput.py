@@ -281,7 +281,7 @@ def child(mode: str, strategy: str, n_trades: int, chunk: int) -> dict:
 def in_subprocess(mode: str, strategy: str, n_trades: int, chunk: int, cache_dir: str | None) -> dict:
     env = dict(os.environ)
     if cache_dir is not None:
-        env["NUMBA_CACHE_DIR"] = cache_dir
+        env["PIPELINE_TRADER_CACHE"] = cache_dir
     cmd = [sys.executable, __file__, "--child", mode, "--strategy", strategy, "--trades", str(n_trades),
            "--chunk", str(chunk), "--latency", OPTIONS["latency"]] + (["--journal"] if OPTIONS["journal"] else [])
     t0 = time.perf_counter()

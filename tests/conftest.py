@@ -1,17 +1,27 @@
-"""Shared test setup: a Numba cache keyed by the source tree, and the shared data folder."""
+"""Shared test setup: a Numba cache keyed by the source tree, and the shared data folder.
+
+Tests compile the loop for strategies defined in test modules, and Numba's cache index
+names them by module: every test folder is put on ``sys.path`` so that any test
+process can import them when it reads the index, and the tests' cache is kept apart
+from the one ``run.py`` uses (``app.numba_cache``).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.numba_cache import configure_numba_cache
 
-configure_numba_cache()
+configure_numba_cache("tests")
 
 ROOT = Path(__file__).resolve().parents[1]
+for folder in sorted({p.parent for p in (ROOT / "tests").rglob("*.py")} - {ROOT / "tests"}):
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
 
 
 def shared_data_dir() -> Path:
