@@ -98,6 +98,13 @@ class LoadedOnnx:
     onnx_bytes: bytes
 
 
+def _pip_requirements() -> list[str]:
+    """What serving an ONNX model needs, pinned to the versions that wrote it."""
+    from importlib.metadata import version
+
+    return [f"onnx=={version('onnx')}", f"onnxruntime=={version('onnxruntime')}"]
+
+
 def log_onnx_model(
     onnx_bytes: bytes,
     name: str,
@@ -127,7 +134,9 @@ def log_onnx_model(
             )
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(tmp) / ARTIFACT_PATH
-                mlflow.onnx.save_model(onnx.ModelProto.FromString(onnx_bytes), local, save_as_external_data=False)
+                # Stated requirements: inferring them runs the model in a subprocess (5 s or more).
+                mlflow.onnx.save_model(onnx.ModelProto.FromString(onnx_bytes), local, save_as_external_data=False,
+                                       pip_requirements=_pip_requirements())
                 sha256 = _sha256((local / ONNX_FILE).read_bytes())
                 client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
             if not client.search_registered_models(filter_string=f"name = '{name}'"):
