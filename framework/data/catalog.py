@@ -248,7 +248,7 @@ class Catalog:
                 ts = batch.column("ts_event").to_numpy()
                 if ts[0] < lo_ts or ts[-1] >= hi_ts:
                     a, b = np.searchsorted(ts, (lo_ts, hi_ts))
-                    batch = batch.slice(a, b - a)
+                    batch = batch.slice(a, max(b - a, 0))  # an empty window (end before start) keeps nothing
                 if batch.num_rows:
                     yield batch
 
