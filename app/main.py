@@ -6,21 +6,55 @@ import math
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-MODES = ("backtest",)
+MODES = ("backtest", "train", "promote")
+
+
+def _run_mode(mode: str, cfg: DictConfig, out_dir: Path) -> tuple[dict, str]:
+    """Run ``mode``; return its metrics and the config key naming its objective.
+
+    Runners are imported here, so that a backtest does not pay for importing the
+    training stack (MLflow, scikit-learn, XGBoost, onnxruntime).
+    """
+    if mode == "backtest":
+        from app.backtest import run_backtest
+
+        return run_backtest(cfg, out_dir), "objective"
+    if mode == "train":
+        from app.train import run_train
+
+        return run_train(cfg, out_dir), "model.objective"
+    from app.promote import run_promote
+
+    return run_promote(cfg, out_dir), "objective"
 
 
 def run(cfg: DictConfig) -> float:
-    """Run the configured mode; return ``metrics[cfg.objective]`` (NaN if undefined)."""
+    """Run the configured mode; return its objective (NaN if undefined).
+
+    The objective is ``metrics[cfg.objective]`` of a backtest (for ``promote``: of the
+    promotion backtest) and ``metrics[cfg.model.objective]`` of a training. A refused
+    promotion, or a trained model whose ONNX export fails its parity check, ends the
+    process with a non-zero status and the reason rather than a traceback: they are
+    verdicts, not crashes.
+    """
     mode = cfg.mode.name
     if mode not in MODES:
         raise ValueError(f"mode.name: {mode!r} is not available; expected one of {MODES}")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    from app.backtest import run_backtest
+    verdicts: tuple[type[Exception], ...] = ()
+    if mode != "backtest":
+        from models.onnx_export import OnnxParityError
+        from models.promotion import PromotionRefused
 
-    metrics = run_backtest(cfg, out_dir)
-    value = metrics.get(cfg.objective)
+        verdicts = (PromotionRefused, OnnxParityError)
+    try:
+        metrics, key = _run_mode(mode, cfg, out_dir)
+    except verdicts as e:
+        raise SystemExit(f"{mode}: {e}") from None
+    objective = OmegaConf.select(cfg, key)
+    value = metrics.get(objective)
     if value is None:
-        raise ValueError(f"objective: {cfg.objective!r} is not a metric; have {sorted(metrics)}")
+        raise ValueError(f"{key}: {objective!r} is not a metric; have {sorted(metrics)}")
     return float(value) if isinstance(value, (int, float)) else math.nan
