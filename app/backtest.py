@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from app.data_source import PreparedData, prepare
+from app.model_source import model_meta, strategy_model
 from app.risk_config import instrument_limits, limits_summary, portfolio_limits
 from app.strategy_loader import build_params, load_strategy
 from framework.events import records, to_fixed
@@ -25,6 +27,9 @@ from sim.backtest import Backtest, BacktestResult, Strategy
 from sim.exchange import allocate_exchange
 from sim.loop import allocate_loop
 from sim.models import SIM_PARAMS_DTYPE, latency_streams
+
+if TYPE_CHECKING:
+    from models.registry import LoadedOnnx
 
 PROGRESS_MIN_ROWS = 2_000_000
 """Show a progress bar only for runs long enough to need one."""
@@ -47,7 +52,24 @@ def sim_params(cfg: DictConfig) -> np.ndarray:
     prm["taker_fee_rate"] = cfg.sim.fees.taker_rate
     prm["fill_model"] = cfg.sim.fill.model.value
     prm["equity_interval_ns"] = cfg.report.sample_interval_ns
+    for name in ("transient_reject_rate", "ack_loss_rate", "submit_loss_rate"):
+        rate = float(cfg.sim.faults[name])
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"sim.faults.{name}: a probability in [0, 1], got {rate}")
+        prm[name] = rate
     return prm
+
+
+def execution_limits(execution: DictConfig) -> dict[str, float]:
+    """The execution stage's limits record (``EXEC_LIMITS_DTYPE``) from the ``execution`` config (seconds -> ns)."""
+    limits: dict[str, float] = {"max_attempts": execution.max_attempts,
+                                "backoff_multiplier": execution.backoff_multiplier, "jitter": execution.jitter}
+    for key in ("backoff_base_s", "backoff_max_s", "ack_timeout_s"):
+        seconds = float(execution[key])
+        if seconds < 0:
+            raise ValueError(f"execution.{key}: must be >= 0, got {seconds}")
+        limits[key[:-2] + "_ns"] = round(seconds * 1e9)
+    return limits
 
 
 def pipeline_spec(cfg: DictConfig, instruments: dict[str, int]) -> PipelineSpec:
@@ -63,17 +85,22 @@ def pipeline_spec(cfg: DictConfig, instruments: dict[str, int]) -> PipelineSpec:
         instrument_limits=limits,
         portfolio_limits=portfolio_limits(cfg.risk),
         strategy_id=cfg.risk.strategy_id,
+        execution=execution_limits(cfg.execution),
     )
 
 
-def build_backtest(cfg: DictConfig, data: PreparedData, journal: JournalWriter | JournalHasher | None) -> Backtest:
-    """Allocate every part of a backtest for ``cfg`` over ``data``."""
+def build_backtest(
+    cfg: DictConfig, data: PreparedData, journal: JournalWriter | JournalHasher | None, model: LoadedOnnx | None = None
+) -> Backtest:
+    """Allocate every part of a backtest for ``cfg`` over ``data``; ``model`` goes to a strategy that takes one."""
     module = load_strategy(cfg.strategy.name)
     params = build_params(module.Params, OmegaConf.to_container(cfg.strategy.params, resolve=True))
-    sparams, sstate = module.make(params, data.instruments)
+    sparams, sstate = module.make(params, data.instruments) if model is None else module.make(
+        params, data.instruments, model
+    )
     spec = pipeline_spec(cfg, data.instruments)
     prm = sim_params(cfg)
-    rng = latency_streams(cfg.sim.latency.seed)
+    rng = latency_streams(cfg.sim.latency.seed, cfg.sim.faults.seed)
     exchange = allocate_exchange(spec.n_instruments, spec.order_capacity, prm, rng,
                                  report_capacity=cfg.sim.queue_capacity)
     loop = allocate_loop(spec.order_capacity, 64, queue_capacity=cfg.sim.queue_capacity, journal=journal is not None)
@@ -96,10 +123,12 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
     """Run one backtest, write its report into ``out_dir`` and print a summary."""
     t0 = time.perf_counter()
     data = prepare(cfg.data)
+    model = strategy_model(cfg)
     journal: JournalWriter | JournalHasher | None = None
     if cfg.journal:
-        journal = JournalWriter(out_dir / "journal.bin", {"strategy": cfg.strategy.name, "data": data.description})
-    bt = build_backtest(cfg, data, journal)
+        header = {"strategy": cfg.strategy.name, "data": data.description, **model_meta(model)}
+        journal = JournalWriter(out_dir / "journal.bin", header)
+    bt = build_backtest(cfg, data, journal, model)
     chunks = data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)
     show = bool(cfg.progress) and sys.stderr.isatty() and data.n_rows >= PROGRESS_MIN_ROWS
     try:
@@ -121,6 +150,7 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
         "compile_seconds": result.compile_seconds,
         "loop_events_per_second": result.n_inputs / result.loop_seconds if result.loop_seconds > 0 else 0.0,
         "risk": limits_summary(bt.p),
+        **model_meta(model),
     }
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     instruments = {iid: sym for sym, iid in data.instruments.items()}

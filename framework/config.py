@@ -61,12 +61,43 @@ class FillConfig:
 
 
 @dataclass
+class FaultsConfig:
+    """Faults the simulated exchange injects (sim/models.py), each a probability per message."""
+
+    transient_reject_rate: float = 0.0
+    """An arriving SUBMIT or MODIFY is refused with VENUE_BUSY."""
+    ack_loss_rate: float = 0.0
+    """The acknowledgement (ACCEPTED) of a new order is lost on its way back."""
+    submit_loss_rate: float = 0.0
+    """A SUBMIT is lost on its way to the venue."""
+    seed: int = 0
+
+
+@dataclass
 class SimConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     fees: FeesConfig = field(default_factory=FeesConfig)
     fill: FillConfig = field(default_factory=FillConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     order_capacity: int = 4096
     queue_capacity: int = 16384
+
+
+@dataclass
+class ExecutionConfig:
+    """Retries and unknown outcomes (framework/recovery.py, docs/concepts/execution.md)."""
+
+    max_attempts: int = 4
+    """Sends of one order in all, the first included (1: never re-sent)."""
+    backoff_base_s: float = 0.1
+    """Wait before the first re-send; each further one waits ``backoff_multiplier`` times longer."""
+    backoff_multiplier: float = 2.0
+    backoff_max_s: float = 5.0
+    """Longest wait between two sends (0: no cap)."""
+    jitter: float = 0.5
+    """Share of each wait drawn at random per order and attempt (0: exact, 1: anywhere up to it)."""
+    ack_timeout_s: float = 2.0
+    """How long an order may go unacknowledged before the venue is queried (0: never)."""
 
 
 class ReferenceName(Enum):
@@ -179,6 +210,77 @@ class ReportConfig:
     calendar: str = "24/7"
 
 
+class ModelTypeName(Enum):
+    logistic_regression = 0
+    gradient_boosting = 1
+    xgboost = 2
+
+
+class LabelPriceName(Enum):
+    mid = 0
+    trade = 1
+
+
+@dataclass
+class PeriodConfig:
+    """A UTC time range ``[start, end)`` such as ``2024-01-01T16:00``; null leaves that side open."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass
+class LabelConfig:
+    """What a model learns: whether the price is higher ``horizon_ns`` after each trade (models/dataset.py)."""
+
+    horizon_ns: int = 1_000_000_000
+    price: LabelPriceName = LabelPriceName.mid
+
+
+@dataclass
+class SplitsConfig:
+    """Fractions of the dataset's rows, in time order: train, then validation, then test."""
+
+    train: float = 0.6
+    validation: float = 0.2
+    test: float = 0.2
+
+
+@dataclass
+class PromotionConfig:
+    """The gates a version must pass before ``mode=promote`` moves the alias to it."""
+
+    period: PeriodConfig = field(default_factory=PeriodConfig)
+    min_sharpe: float = 0.0
+    min_total_return: float = 0.0
+    max_drawdown: float = 0.05
+    min_fills: int = 1
+    parity_atol: float = 1e-5
+    parity_rtol: float = 1e-5
+
+
+@dataclass
+class ModelConfig:
+    """A model's lifecycle: where it is tracked, how it is trained, and how it is promoted."""
+
+    name: str = "signal"
+    version: int | None = None
+    alias: str = "champion"
+    tracking_uri: str | None = None
+    registry_dir: str = "mlruns"
+    experiment: str = "signal"
+    type: ModelTypeName = ModelTypeName.logistic_regression
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    features: str = "microstructure"
+    label: LabelConfig = field(default_factory=LabelConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
+    train_period: PeriodConfig = field(default_factory=PeriodConfig)
+    parity_rows: int = 2000
+    objective: str = "validation_roc_auc"
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
+
+
 @dataclass
 class RunConfig:
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -186,7 +288,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     initial_capital: float = 1_000_000.0
     chunk_rows: int = 1_000_000
     journal: bool = False

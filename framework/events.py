@@ -44,10 +44,18 @@ EventKind = namedtuple(
 REJECTED refuses an order; CANCEL_REJECTED refuses a cancel or modify request and leaves
 the order as it was (FIX's OrderCancelReject), so the two can never be confused."""
 
-CommandKind = namedtuple("CommandKind", "SUBMIT CANCEL MODIFY ALERT SET_TIMER")(40, 41, 42, 43, 44)
+CommandKind = namedtuple("CommandKind", "SUBMIT CANCEL MODIFY ALERT SET_TIMER QUERY")(40, 41, 42, 43, 44, 45)
 """Output command kinds. SET_TIMER asks the clock adapter for a TIMER event at ``expire_ts``
 carrying ``client_order_id`` as its timer id: timers are outputs like orders, so the
-journal holds them and the sim and live clocks serve them the same way."""
+journal holds them and the sim and live clocks serve them the same way. A negative
+timer id names one of the pipeline's own timers (``EXEC_TIMER_ID``): a SET_TIMER for it
+replaces the one pending under that id, and an ``expire_ts`` of ``TS_MAX`` cancels it.
+QUERY asks the venue for the current state of order ``client_order_id`` (an order whose
+acknowledgement is overdue); the venue answers with a status report (``ReportFlag.STATUS``)."""
+
+EXEC_TIMER_ID = -1
+"""Timer id of the execution stage's one timer (retry backoff, acknowledgement timeout).
+Strategies use ids from 0 up; the pipeline's own ids are negative and never reach them."""
 
 Side = namedtuple("Side", "NONE BUY SELL")(0, 1, -1)
 """Order side, trade aggressor side, book side (BUY = bid). SELL is -1 so that
@@ -79,6 +87,13 @@ RejectReason = namedtuple(
 )(*range(23))
 """``flags`` of a REJECTED report and ``reason`` of an ALERT command. VENUE_BUSY is the
 venue's transient refusal (rate limit, overload): the one reason worth a retry."""
+
+ReportFlag = namedtuple("ReportFlag", "STATUS REASON_MASK")(0x80, 0x7F)
+"""Bits of a report's ``flags`` above its Liquidity or RejectReason. STATUS marks the
+venue's answer to a QUERY (or to a SUBMIT of an order it already holds): the order's
+current state, not a new event. A status report's kind is that state (ACCEPTED while
+the order works, else how it ended; REJECTED with UNKNOWN_ORDER when the venue never
+got it), ``size`` the quantity filled so far, which is never booked again."""
 
 ControlCode = namedtuple(
     "ControlCode",
@@ -146,6 +161,20 @@ last fill and ``fee`` its fee (negative is a rebate), ``flags`` the Liquidity; f
 ACCEPTED and MODIFIED ``price``/``leaves_qty`` are the order's working price and size;
 for REJECTED and CANCEL_REJECTED ``flags`` is the RejectReason. ``side`` is the order's side."""
 
+ORDER_REPORT_DTYPE = _record(
+    [
+        ("price", "<i8", 24),
+        ("size", "<i8", 32),
+        ("client_order_id", "<i8", 40),
+        ("leaves_qty", "<i8", 48),
+        ("venue_order_id", "<i8", 56),
+    ]
+)
+"""The layout of every report that is not a fill (ACCEPTED, REJECTED, CANCELED, EXPIRED,
+MODIFIED, CANCEL_REJECTED and status reports): ``venue_order_id``, the id the venue gave
+the order (0 before it had one), overlays ``fee``, which only fills carry. A report with
+no client order id is mapped back to its order through it."""
+
 TIMER_DTYPE = _record([("timer_id", "<i8", 24)])
 """A timer the pipeline set has fired; ``ts_event`` is its scheduled time."""
 
@@ -181,8 +210,10 @@ def _union(dtypes: list[np.dtype]) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": EVENT_SIZE, "aligned": True})
 
 
-EVENT_DTYPE = _union(list(KIND_DTYPES.values()))
-"""The union of every input kind: what ``step`` consumes and the journal records."""
+EVENT_DTYPE = _union([*KIND_DTYPES.values(), ORDER_REPORT_DTYPE])
+"""The union of every input kind: what ``step`` consumes and the journal records.
+``KIND_DTYPES`` lists the kinds stored in the catalog; ``ORDER_REPORT_DTYPE`` is a
+second view of a stored report."""
 
 COMMAND_DTYPE = np.dtype(
     {
@@ -197,7 +228,7 @@ COMMAND_DTYPE = np.dtype(
     }
 )
 """What ``step`` emits: SUBMIT, CANCEL, MODIFY (``client_order_id`` names the order), ALERT
-(``reason`` is a RejectReason) and SET_TIMER. ``ts_event`` is the decision time, ``flags``
+(``reason`` is a RejectReason), SET_TIMER and QUERY. ``ts_event`` is the decision time, ``flags``
 OrderFlag. For MODIFY, ``price`` and ``size`` are the new price and new total size.
 ``reserved`` is always zero: it names the record's only spare bytes, because numpy
 copies (``np.concatenate``, fancy indexing) do not carry unnamed padding, and the

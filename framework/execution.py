@@ -1,21 +1,35 @@
 """Execution stage: turn approved intents into commands and venue reports into order state.
 
-Every order lives in the order table (``Pipeline.orders``) under a client order id
-assigned from a counter in the pipeline state, so ids are unique within a run and
-identical between runs. Status changes go through ``order_state.next_status`` only: a
-report that would be an illegal transition is counted and ignored. The stage also
-keeps each instrument's working size per side (``open_buy``/``open_sell``) that the
-risk stage bounds.
+Every order lives in the order table (``Pipeline.orders``, ``framework.order_table``)
+under a client order id assigned from a counter in the pipeline state, so ids are
+unique within a run and identical between runs; the venue's own id for it arrives with
+its acknowledgement and is kept beside it. Status changes go through
+``order_state.next_status`` only: a report that would be an illegal transition is
+counted and ignored. The stage also keeps each instrument's working size per side
+(``open_buy``/``open_sell``) that the risk stage bounds.
+
+Retries of transient refusals and queries for unacknowledged orders are the stage's
+recovery (``framework.recovery``); this module routes the reports that start them.
 """
 
 from __future__ import annotations
 
 from numba import njit
 
-from framework.events import CommandKind, EventKind, OrderFlag, OrderType, RejectReason, Side, TimeInForce
+from framework.events import CommandKind, EventKind, OrderFlag, OrderType, RejectReason, ReportFlag, Side, TimeInForce
 from framework.jit import HOT, KERNEL
 from framework.order_state import OrderAction, OrderStatus, is_open, next_status
+from framework.order_table import (
+    add_working,
+    close_order,
+    emit,
+    find_by_venue_order_id,
+    find_order,
+    set_status,
+    waits,
+)
 from framework.positions import apply_fill
+from framework.recovery import apply_status, expect, on_refused
 from framework.risk.checks import (
     check_order,
     limit_reference,
@@ -26,65 +40,7 @@ from framework.risk.checks import (
 )
 from framework.state import Counter
 
-
-@njit(**HOT)
-def find_order(orders, client_order_id: int) -> int:
-    """Return the slot of ``client_order_id`` in the order table, or -1 if it is not there."""
-    if client_order_id <= 0:
-        return -1
-    slot = client_order_id % orders.shape[0]
-    if orders[slot].client_order_id == client_order_id and orders[slot].status != OrderStatus.FREE:
-        return slot
-    return -1
-
-
-@njit(**KERNEL)
-def _add_working(p, instrument_id: int, side: int, size: int) -> None:
-    pos = p.positions[instrument_id]
-    if side == Side.BUY:
-        pos.open_buy += size
-    else:
-        pos.open_sell += size
-
-
-@njit(**KERNEL)
-def _emit(out, n_out: int, now: int, kind: int, o, reason: int) -> int:
-    c = out[n_out]
-    c.ts_event = now
-    c.kind = kind
-    c.side = o.side
-    c.flags = o.flags
-    c.venue_id = o.venue_id
-    c.instrument_id = o.instrument_id
-    c.order_type = o.order_type
-    c.tif = o.tif
-    c.reason = reason
-    c.client_order_id = o.client_order_id
-    c.price = o.price
-    c.size = o.size
-    c.trigger_price = o.trigger_price
-    c.expire_ts = o.expire_ts
-    return n_out + 1
-
-
-@njit(**KERNEL)
-def _alert(out, n_out: int, now: int, intent, reason: int) -> int:
-    c = out[n_out]
-    c.ts_event = now
-    c.kind = CommandKind.ALERT
-    c.side = intent.side
-    c.flags = intent.flags
-    c.venue_id = intent.venue_id
-    c.instrument_id = intent.instrument_id
-    c.order_type = intent.order_type
-    c.tif = intent.tif
-    c.reason = reason
-    c.client_order_id = intent.client_order_id
-    c.price = intent.price
-    c.size = intent.size
-    c.trigger_price = intent.trigger_price
-    c.expire_ts = intent.expire_ts
-    return n_out + 1
+__all__ = ["apply_report", "cancel", "find_order", "modify", "submit", "submit_checked"]
 
 
 @njit(**KERNEL)
@@ -132,20 +88,23 @@ def submit_checked(p, intent, out, n_out: int) -> int:
         p.counters[Counter.REJECTS_RISK] += 1
         if reason != RejectReason.ORDER_TABLE_FULL:
             _write_order(orders[slot], intent, now)
-            orders[slot].status = OrderStatus.REJECTED
+            set_status(p, orders[slot], OrderStatus.REJECTED)
             orders[slot].reject_reason = reason
             orders[slot].leaves = 0
-        return _alert(out, n_out, now, intent, reason)
+        return emit(out, n_out, now, CommandKind.ALERT, intent, reason)
     record_acceptance(p, intent.instrument_id, intent.side, intent.price, intent.size, True)
     o = orders[slot]
     _write_order(o, intent, now)
     _protect(p, o)
-    o.status = next_status(OrderStatus.INITIALIZED, OrderAction.SUBMIT)
-    _add_working(p, o.instrument_id, o.side, o.size)
+    set_status(p, o, next_status(OrderStatus.INITIALIZED, OrderAction.SUBMIT))
+    o.attempts = 1
+    add_working(p, o.instrument_id, o.side, o.size)
     p.exec_state[0].n_open += 1
     p.risk_instruments[o.instrument_id].n_open += 1
     p.counters[Counter.ORDERS_SUBMITTED] += 1
-    return _emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
+    if waits(p, o.status):
+        expect(p, now + p.exec_limits[0].ack_timeout_ns)
+    return emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
 
 
 @njit(**KERNEL)
@@ -162,6 +121,7 @@ def _write_order(o, intent, now: int) -> None:
     o.pending_price = 0
     o.pending_size = 0
     o.reserved = 0
+    o.venue_order_id = 0
     o.avg_fill_price = 0.0
     o.instrument_id = intent.instrument_id
     o.side = intent.side
@@ -170,11 +130,17 @@ def _write_order(o, intent, now: int) -> None:
     o.flags = intent.flags
     o.venue_id = intent.venue_id
     o.reject_reason = 0
+    o.attempts = 0
+    o.queries = 0
+    o.stale_answers = 0
 
 
 @njit(**KERNEL)
 def cancel(p, intent, out, n_out: int) -> int:
-    """Request a cancel of a working order; a cancel of a finished or unknown order is a no-op."""
+    """Request a cancel of a working order; a cancel of a finished or unknown order is a no-op.
+
+    An order waiting to be sent again is not at the venue: it is canceled here, and
+    nothing is sent."""
     slot = find_order(p.orders, intent.client_order_id)
     if slot < 0:
         return n_out
@@ -182,10 +148,14 @@ def cancel(p, intent, out, n_out: int) -> int:
     nxt = next_status(o.status, OrderAction.CANCEL_REQUEST)
     if nxt < 0:
         return n_out
-    o.status = nxt
     o.ts_updated = p.exec_state[0].now
+    if o.status == OrderStatus.RETRY_WAIT:
+        close_order(p, o)
+        set_status(p, o, nxt)
+        return n_out
+    set_status(p, o, nxt)
     p.counters[Counter.CANCELS_SENT] += 1
-    return _emit(out, n_out, p.exec_state[0].now, CommandKind.CANCEL, o, 0)
+    return emit(out, n_out, p.exec_state[0].now, CommandKind.CANCEL, o, 0)
 
 
 @njit(**KERNEL)
@@ -209,16 +179,16 @@ def modify(p, intent, out, n_out: int) -> int:
     if reason != RejectReason.NONE:
         record_rejection(p, reason)
         p.counters[Counter.REJECTS_RISK] += 1
-        return _alert(out, n_out, now, intent, reason)
+        return emit(out, n_out, now, CommandKind.ALERT, intent, reason)
     record_acceptance(p, o.instrument_id, o.side, intent.price, intent.size, False)
-    o.status = OrderStatus.PENDING_MODIFY
+    set_status(p, o, OrderStatus.PENDING_MODIFY)
     o.pending_price = intent.price
     o.pending_size = intent.size
     o.reserved = extra
-    _add_working(p, o.instrument_id, o.side, extra)
+    add_working(p, o.instrument_id, o.side, extra)
     o.ts_updated = now
     p.counters[Counter.MODIFIES_SENT] += 1
-    c_n = _emit(out, n_out, now, CommandKind.MODIFY, o, 0)
+    c_n = emit(out, n_out, now, CommandKind.MODIFY, o, 0)
     out[n_out].price = intent.price
     out[n_out].size = intent.size
     return c_n
@@ -244,59 +214,96 @@ def _report_action(kind: int) -> int:
 
 
 @njit(**KERNEL)
-def _close(p, o) -> None:
-    _add_working(p, o.instrument_id, o.side, -(o.leaves + o.reserved))
-    o.leaves = 0
-    o.reserved = 0
-    p.exec_state[0].n_open -= 1
-    p.risk_instruments[o.instrument_id].n_open -= 1
+def _unmatched(p, ev) -> int:
+    """A report for no order of ours: map it through its venue order id, or book an external fill.
+
+    Returns the order's slot, or -1 when the report has been dealt with here. A report
+    that does not name our client order id is found by the venue's id for the order
+    (non-fill reports carry it). A fill for an order the table does not know (an
+    external order) still moves the position: the venue is the authority on what traded.
+    """
+    is_fill = ev.kind == EventKind.PARTIALLY_FILLED or ev.kind == EventKind.FILLED
+    if not is_fill and ev.client_order_id <= 0:
+        slot = find_by_venue_order_id(p.orders, ev.venue_id, ev.venue_order_id)
+        if slot >= 0:
+            return slot
+    p.counters[Counter.UNKNOWN_ORDER_REPORTS] += 1
+    if is_fill and ev.size > 0 and 0 <= ev.instrument_id < p.positions.shape[0]:
+        apply_fill(p.positions, p.portfolio, ev.instrument_id, ev.side, ev.price, ev.size, ev.fee)
+        p.counters[Counter.FILLS] += 1
+        record_fill(p, ev.instrument_id)
+    return -1
 
 
 @njit(**HOT)
-def apply_report(p, ev) -> int:
-    """Apply a venue report to its order and, for fills, to positions; return the fill size.
+def _recovery_report(o, ev) -> int:
+    """The recovery action a report starts, or -1 for an ordinary report.
 
-    A fill for an order the table does not know (an external order) still moves the
-    position: the venue is the authority on what traded.
+    VENUE_BUSY refuses an order for a passing reason. UNKNOWN_ORDER for the cancel of an
+    order the venue never acknowledged (no venue id, no fill) means the order never
+    arrived: the venue's reports on one order come in order, so had it arrived, its
+    acknowledgement or its end would have come first.
+    """
+    kind = ev.kind
+    if kind == EventKind.REJECTED and ev.flags == RejectReason.VENUE_BUSY:
+        return OrderAction.TRANSIENT_REJECT
+    if (kind == EventKind.CANCEL_REJECTED and ev.flags == RejectReason.UNKNOWN_ORDER
+            and o.status == OrderStatus.PENDING_CANCEL and o.venue_order_id == 0 and o.filled == 0):
+        return OrderAction.NOT_FOUND
+    return -1
+
+
+@njit(**HOT)
+def apply_report(p, ev, out, n_out: int) -> int:
+    """Apply a venue report to its order and, for fills, to positions; return ``n_out``.
+
+    A report finds its order by client order id, else by venue order id (``_unmatched``,
+    which also books an external order's fill). Status reports (answers to QUERY) and
+    refusals worth a retry go to the recovery (``framework.recovery``), which may emit
+    commands (a final refusal's ALERT); other reports never do.
     """
     slot = find_order(p.orders, ev.client_order_id)
-    is_fill = ev.kind == EventKind.PARTIALLY_FILLED or ev.kind == EventKind.FILLED
     if slot < 0:
-        p.counters[Counter.UNKNOWN_ORDER_REPORTS] += 1
-        if is_fill and ev.size > 0 and 0 <= ev.instrument_id < p.positions.shape[0]:
-            apply_fill(p.positions, p.portfolio, ev.instrument_id, ev.side, ev.price, ev.size, ev.fee)
-            p.counters[Counter.FILLS] += 1
-            record_fill(p, ev.instrument_id)
-            return ev.size
-        return 0
+        slot = _unmatched(p, ev)
+        if slot < 0:
+            return n_out
     o = p.orders[slot]
-    nxt = next_status(o.status, _report_action(ev.kind))
+    action = _report_action(ev.kind)
+    if ev.flags & ReportFlag.STATUS != 0:
+        return apply_status(p, o, ev, action, out, n_out)
+    recovery = _recovery_report(o, ev)
+    if recovery >= 0:
+        return on_refused(p, o, ev.flags, recovery, out, n_out)
+    nxt = next_status(o.status, action)
     if nxt < 0:
         p.counters[Counter.ILLEGAL_TRANSITIONS] += 1
-        return 0
+        return n_out
+    is_fill = ev.kind == EventKind.PARTIALLY_FILLED or ev.kind == EventKind.FILLED
     prev = o.status
     o.ts_updated = p.exec_state[0].now
-    filled = 0
     if is_fill and ev.size > 0:
         filled = ev.size
         total = o.filled + filled
         o.avg_fill_price = (o.avg_fill_price * o.filled + ev.price * 1.0 * filled) / total
         o.filled = total
         new_leaves = ev.leaves_qty if ev.leaves_qty >= 0 else 0
-        _add_working(p, o.instrument_id, o.side, new_leaves - o.leaves)
+        add_working(p, o.instrument_id, o.side, new_leaves - o.leaves)
         o.leaves = new_leaves
         apply_fill(p.positions, p.portfolio, o.instrument_id, o.side, ev.price, filled, ev.fee)
         p.counters[Counter.FILLS] += 1
         record_fill(p, o.instrument_id)
-    if ev.kind == EventKind.MODIFIED:
+    if ev.kind == EventKind.ACCEPTED:
+        if ev.venue_order_id > 0:
+            o.venue_order_id = ev.venue_order_id
+    elif ev.kind == EventKind.MODIFIED:
         o.price = ev.price
         o.size = o.filled + ev.leaves_qty
-        _add_working(p, o.instrument_id, o.side, ev.leaves_qty - o.leaves - o.reserved)
+        add_working(p, o.instrument_id, o.side, ev.leaves_qty - o.leaves - o.reserved)
         o.leaves = ev.leaves_qty
         o.reserved = 0
     elif ev.kind == EventKind.CANCEL_REJECTED:
         if prev == OrderStatus.PENDING_MODIFY:
-            _add_working(p, o.instrument_id, o.side, -o.reserved)
+            add_working(p, o.instrument_id, o.side, -o.reserved)
             o.reserved = 0
     elif ev.kind == EventKind.REJECTED:
         p.counters[Counter.REJECTS_VENUE] += 1
@@ -305,6 +312,6 @@ def apply_report(p, ev) -> int:
     if nxt == OrderStatus.ACCEPTED and o.filled > 0:
         nxt = OrderStatus.PARTIALLY_FILLED  # the table says "working"; fills say how far along
     if is_open(prev) and not is_open(nxt):
-        _close(p, o)
-    o.status = nxt
-    return filled
+        close_order(p, o)
+    set_status(p, o, nxt)
+    return n_out

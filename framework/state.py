@@ -59,31 +59,63 @@ ORDER_DTYPE = np.dtype(
         ("price", "<i8"), ("size", "<i8"), ("filled", "<i8"), ("leaves", "<i8"),
         ("trigger_price", "<i8"), ("expire_ts", "<i8"), ("pending_price", "<i8"), ("pending_size", "<i8"),
         ("reserved", "<i8"),
-        ("avg_fill_price", "<f8"), ("instrument_id", "<i4"),
+        ("venue_order_id", "<i8"), ("avg_fill_price", "<f8"), ("instrument_id", "<i4"),
         ("status", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"), ("flags", "u1"),
-        ("venue_id", "u1"), ("reject_reason", "u1"),
+        ("venue_id", "u1"), ("reject_reason", "u1"), ("attempts", "u1"), ("queries", "u1"), ("stale_answers", "u1"),
     ],
     align=True,
 )
-"""Execution stage: one slot of the order table. An order lives in slot
+"""Execution stage: one slot of the order table (128 bytes). An order lives in slot
 ``client_order_id % capacity``, so lookup is O(1) and slots of finished orders are reused.
 ``reserved`` is the extra working size a pending modify may add, held against risk limits
-until the venue confirms or refuses it."""
+until the venue confirms or refuses it. ``venue_order_id`` is the venue's id for the
+order, from its acknowledgement; ``attempts`` how many times the order has been sent,
+``queries`` how many of the venue's answers to QUERY are still to come, and
+``stale_answers`` how many of those answer queries sent before the order's latest send
+(they say nothing about it). An order
+waiting on a deadline (SUBMITTED or QUERYING for its acknowledgement, RETRY_WAIT for
+its backoff) has been waiting since ``ts_updated``: its deadline is derived, not stored."""
 
 EXEC_STATE_DTYPE = np.dtype(
     [
         ("now", "<i8"), ("next_client_order_id", "<i8"), ("n_open", "<i8"), ("n_intents", "<i8"),
+        ("n_waiting", "<i8"), ("wake_ts", "<i8"), ("timer_ts", "<i8"),
     ],
     align=True,
 )
+"""Execution stage, one record. ``n_waiting`` counts orders waiting on a deadline;
+``wake_ts`` is when the stage must next look at them (0: never), at or before the
+earliest deadline, and ``timer_ts`` when its timer (``EXEC_TIMER_ID``) is set to fire
+(0: not set). Keeping one timer, moved as deadlines come and go, means an order that is
+acknowledged in time costs no timer event at all."""
+
+EXEC_LIMITS_DTYPE = np.dtype(
+    [
+        ("max_attempts", "<i8"), ("backoff_base_ns", "<i8"), ("backoff_multiplier", "<f8"),
+        ("backoff_max_ns", "<i8"), ("jitter", "<f8"), ("ack_timeout_ns", "<i8"),
+    ],
+    align=True,
+)
+"""Execution stage, its configuration (one record, ``conf/execution``). An order is sent
+at most ``max_attempts`` times (0 or 1: never re-sent). The n-th re-send waits
+``backoff_base_ns * backoff_multiplier ** (n - 1)``, at most ``backoff_max_ns`` (0: no
+cap), less a
+deterministic random share of up to ``jitter`` of it (0: exact, 1: "full jitter").
+``ack_timeout_ns`` is how long an order may go unacknowledged before the venue is
+queried (0: never queried)."""
 
 Counter = namedtuple(
     "Counter",
     "EVENTS TRADES QUOTES BOOK BARS REPORTS TIMERS CONTROLS OUT_OF_ORDER "
     "ORDERS_SUBMITTED CANCELS_SENT MODIFIES_SENT FILLS REJECTS_VENUE REJECTS_RISK "
-    "ILLEGAL_TRANSITIONS UNKNOWN_ORDER_REPORTS INTENTS_DROPPED BOOK_LEVELS_DROPPED",
-)(*range(19))
-"""Indices of the pipeline's counters array."""
+    "ILLEGAL_TRANSITIONS UNKNOWN_ORDER_REPORTS INTENTS_DROPPED BOOK_LEVELS_DROPPED "
+    "EXEC_TIMERS TRANSIENT_REJECTS RETRIES RETRIES_EXHAUSTED QUERIES STALE_STATUS_REPORTS",
+)(*range(25))
+"""Indices of the pipeline's counters array. EXEC_TIMERS counts the execution stage's own
+timer events (TIMERS only the strategy's); TRANSIENT_REJECTS venue refusals that will be
+retried; RETRIES orders sent again; RETRIES_EXHAUSTED orders refused for good after their
+last attempt; QUERIES queries sent; STALE_STATUS_REPORTS status reports that answered an
+earlier query or came after the order had moved on, and were ignored."""
 
 N_COUNTERS = len(Counter)
 N_REJECT_REASONS = 32
@@ -96,7 +128,7 @@ Pipeline = namedtuple(
         "market", "book", "book_depth",  # market data
         "risk_limits", "portfolio_limits", "risk_state", "risk_instruments", "risk_windows", "risk_recent",
         "reject_counts",  # risk (framework.risk.records)
-        "orders", "exec_state", "intents",  # execution
+        "orders", "exec_state", "exec_limits", "intents",  # execution
         "positions", "portfolio",  # positions
         "counters",
     ],
@@ -126,6 +158,8 @@ class PipelineSpec:
     instrument_limits: Mapping[str, tuple] = field(default_factory=dict)
     portfolio_limits: Mapping[str, float] = field(default_factory=dict)
     strategy_id: int = 0
+    execution: Mapping[str, float] = field(default_factory=dict)
+    """Any field of ``EXEC_LIMITS_DTYPE``; those not given are 0 (no retries, no queries)."""
 
 
 def _per_instrument(values: tuple, n: int, name: str) -> list:
@@ -162,6 +196,24 @@ def _limits(spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray]:
     return limits, portfolio
 
 
+def _exec_limits(spec: PipelineSpec) -> np.ndarray:
+    limits = records(1, EXEC_LIMITS_DTYPE)
+    limits["backoff_multiplier"] = 1.0
+    for name, value in spec.execution.items():
+        if name not in EXEC_LIMITS_DTYPE.names:
+            raise ValueError(f"execution limit {name!r}: not one of {', '.join(EXEC_LIMITS_DTYPE.names)}")
+        if value < 0:
+            raise ValueError(f"execution limit {name!r}: must be >= 0, got {value}")
+        limits[name] = value
+    if limits["jitter"][0] > 1.0:
+        raise ValueError(f"execution limit 'jitter': a fraction of the delay in [0, 1], got {limits['jitter'][0]}")
+    if limits["backoff_multiplier"][0] < 1.0:
+        raise ValueError(f"execution limit 'backoff_multiplier': at least 1, got {limits['backoff_multiplier'][0]}")
+    if limits["max_attempts"][0] > 255:
+        raise ValueError(f"execution limit 'max_attempts': at most 255, got {limits['max_attempts'][0]}")
+    return limits
+
+
 def allocate(spec: PipelineSpec) -> Pipeline:
     """Allocate a fresh pipeline state for ``spec``: flat, zeroed, ready for ``step``."""
     n = spec.n_instruments
@@ -189,6 +241,7 @@ def allocate(spec: PipelineSpec) -> Pipeline:
         reject_counts=np.zeros(N_REJECT_REASONS, np.int64),
         orders=records(spec.order_capacity, ORDER_DTYPE),
         exec_state=exec_state,
+        exec_limits=_exec_limits(spec),
         intents=records(MAX_INTENTS, COMMAND_DTYPE),
         positions=records(n, POSITION_DTYPE),
         portfolio=portfolio,

@@ -16,6 +16,10 @@ per strategy (Numba specialises on the kernel) and cached.
 ``step`` and the market-data path are ``framework.jit.HOT``: inlined into the loop
 that calls them, strategy included. Reports, control events, the L2 book and the
 intents' way out are separate functions, called only when there is work for them.
+
+Timers with a negative id are the pipeline's own (``EXEC_TIMER_ID``: the execution
+stage's retries and acknowledgement timeouts, ``framework.recovery``): they go to the
+execution stage and the strategy never sees them, nor may it set one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from framework.execution import apply_report, cancel, modify, submit
 from framework.jit import HOT, KERNEL
 from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
 from framework.positions import mark_to_market
+from framework.recovery import on_exec_timer, sync_timer
 from framework.risk.breaker import watch
 from framework.risk.checks import track_band
 from framework.risk.control import apply_control, wants_flatten
@@ -48,7 +53,7 @@ def _control(p, ev, out, n_out: int) -> int:
     n_out = cancel_in_scope(p, out, n_out, scope, ev.target)
     if wants_flatten(ev):
         n_out = flatten(p, out, n_out, ev.target if scope == KillScope.VENUE else 0)
-    return n_out
+    return sync_timer(p, out, n_out)
 
 
 @njit(**HOT)
@@ -79,9 +84,13 @@ def _inbound(p, ev, out, n_out: int) -> int:
         track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
         c[Counter.REPORTS] += 1
-        apply_report(p, ev)
+        n_out = sync_timer(p, out, apply_report(p, ev, out, n_out))
     elif kind == EventKind.TIMER:
-        c[Counter.TIMERS] += 1
+        if ev.timer_id < 0:
+            c[Counter.EXEC_TIMERS] += 1
+            n_out = on_exec_timer(p, ev, out, n_out)
+        else:
+            c[Counter.TIMERS] += 1
     elif kind == EventKind.CONTROL:
         c[Counter.CONTROLS] += 1
         n_out = _control(p, ev, out, n_out)
@@ -90,7 +99,9 @@ def _inbound(p, ev, out, n_out: int) -> int:
 
 @njit(**HOT)
 def _outbound(p, out, n_out: int) -> int:
-    """Pass the strategy's intents, in order, through risk and execution into commands."""
+    """Pass the strategy's intents, in order, through risk and execution into commands.
+
+    A timer id below zero is the pipeline's own: a strategy's is dropped and counted."""
     es = p.exec_state[0]
     for k in range(es.n_intents):
         intent = p.intents[k]
@@ -102,6 +113,9 @@ def _outbound(p, out, n_out: int) -> int:
         elif kind == CommandKind.MODIFY:
             n_out = modify(p, intent, out, n_out)
         elif kind == CommandKind.SET_TIMER:
+            if intent.client_order_id < 0:
+                p.counters[Counter.INTENTS_DROPPED] += 1
+                continue
             c = out[n_out]
             c.ts_event = es.now
             c.kind = CommandKind.SET_TIMER
@@ -109,7 +123,7 @@ def _outbound(p, out, n_out: int) -> int:
             c.expire_ts = intent.expire_ts
             n_out += 1
     es.n_intents = 0
-    return n_out
+    return sync_timer(p, out, n_out)
 
 
 @njit(**HOT)
@@ -117,7 +131,8 @@ def step(p, ev, out, on_event, params, state) -> int:
     """Feed one event through the five stages; write the resulting commands to ``out``.
 
     ``out`` must hold at least ``len(p.orders) + len(p.intents)`` records (the kill
-    switch may cancel every order). Returns how many commands were written.
+    switch may cancel every order, an expired timer re-send or query every waiting
+    one). Returns how many commands were written.
     """
     es = p.exec_state[0]
     if ev.ts_recv < es.now:
@@ -127,6 +142,8 @@ def step(p, ev, out, on_event, params, state) -> int:
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, out, 0)
     watch(p.risk_state, p.portfolio_limits, p.portfolio, es.now)
+    if ev.kind == EventKind.TIMER and ev.timer_id < 0:
+        return n_out  # the execution stage's own timer, not the strategy's
     on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so
     if es.n_intents == 0:
         return n_out

@@ -31,6 +31,20 @@ and orders when they arrive after the order latency. It never invents liquidity:
 Reports (ACCEPTED, fills, CANCELED, EXPIRED, MODIFIED, REJECTED for an order refused,
 CANCEL_REJECTED for a cancel or modify refused, the order unchanged) travel back through
 the response channel, FIFO, and every fill is also written to the fills buffer.
+
+Order ids and faults, as a real venue's order entry has them:
+
+* Each accepted order gets a venue order id, from a counter per venue (1, 2, ...), so
+  ids are deterministic; every report that is not a fill carries it.
+* A SUBMIT whose client order id the exchange already holds (working, or finished and
+  still in its slot) is a duplicate: no second order, only a status report of the one
+  it has. That is what makes re-sending an order under its own id safe.
+* QUERY asks for an order's state: a status report (``ReportFlag.STATUS``) of kind
+  ACCEPTED while it works, else of how it ended, or REJECTED with UNKNOWN_ORDER for an
+  id the exchange never got.
+* Injected faults (``sim.models``): an arriving SUBMIT or MODIFY refused with
+  VENUE_BUSY (nothing of it kept), a SUBMIT lost on the way in, the first
+  acknowledgement of an order lost on the way out. Status reports are never lost.
 """
 
 from __future__ import annotations
@@ -49,12 +63,13 @@ from framework.events import (
     OrderFlag,
     OrderType,
     RejectReason,
+    ReportFlag,
     Side,
     TimeInForce,
     records,
 )
 from framework.jit import HOT, KERNEL
-from sim.models import Channel, fee_fixed, latency_ns, rests_filled
+from sim.models import FAULT_STREAM, Channel, fault, fee_fixed, latency_ns, rests_filled
 
 EX_MARKET_DTYPE = np.dtype(
     [
@@ -74,26 +89,41 @@ SIM_ORDER_DTYPE = np.dtype(
         ("trigger_price", "<i8"), ("expire_ts", "<i8"),
         ("instrument_id", "<i4"), ("venue_id", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"),
         ("flags", "u1"), ("active", "u1"), ("aggressive", "u1"), ("stop", "u1"), ("triggered", "u1"),
+        ("state", "u1"), ("reject_reason", "u1"),
     ],
     align=True,
 )
 """An order at the exchange, 64 bytes (one cache line; the filled size is ``size -
 leaves``). ``stop`` marks a stop order still waiting for its trigger; ``triggered`` one
-that has just been triggered and meets its first liquidity."""
+that has just been triggered and meets its first liquidity. ``state`` is the kind of the
+order's last lifecycle report (ACCEPTED while it works, else how it ended; 0 for a slot
+never used), with ``reject_reason`` when REJECTED: what a status report tells."""
 
 Exchange = namedtuple(
-    "Exchange", ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng"]
+    "Exchange",
+    ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng",
+     "venue_order_ids", "filled", "venue_seq", "faults"],
 )
 """Exchange state. ``active[i, :n_active[i]]`` are the order slots resting on instrument
 ``i`` in time priority; ``reports`` is the response channel's ring buffer with
-``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made."""
+``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made.
+``venue_order_ids[slot]`` is the venue order id of the order in ``slot`` and ``filled[slot]``
+how much of it has filled (``leaves`` is zeroed when an order ends, whatever filled),
+``venue_seq[venue_id]`` the last id that venue gave, and ``faults`` counts the injected
+faults by ``Fault``."""
 
 RQ_HEAD, RQ_TAIL, RQ_LAST, RQ_OVERFLOW = 0, 1, 2, 3
+Fault = namedtuple("Fault", "VENUE_BUSY SUBMIT_LOST ACK_LOST")(0, 1, 2)
+N_VENUES = 256
 
 
 def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, rng: np.ndarray,
                       report_capacity: int = 1 << 14, fill_capacity: int = 1 << 16) -> Exchange:
-    """Allocate an empty exchange; ``prm`` and ``rng`` are shared with the loop."""
+    """Allocate an empty exchange; ``prm`` and ``rng`` (``sim.models.latency_streams``) are shared with the loop."""
+    faulty = any(float(prm[name][0]) > 0.0 for name in ("transient_reject_rate", "ack_loss_rate", "submit_loss_rate"))
+    if faulty and len(rng) <= FAULT_STREAM:
+        raise ValueError(f"rng holds {len(rng)} random streams, none for faults; build it with "
+                         "sim.models.latency_streams")
     return Exchange(
         market=records(n_instruments, EX_MARKET_DTYPE),
         orders=records(order_capacity, SIM_ORDER_DTYPE),
@@ -105,13 +135,20 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
         n_fills=np.zeros(1, np.int64),
         prm=prm,
         rng=rng,
+        venue_order_ids=np.zeros(order_capacity, np.int64),
+        filled=np.zeros(order_capacity, np.int64),
+        venue_seq=np.zeros(N_VENUES, np.int64),
+        faults=np.zeros(len(Fault), np.int64),
     )
 
 
 @njit(**KERNEL)
 def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id: int, client_order_id: int,
-                 leaves: int, price: int, size: int, fee: int, flags: int) -> None:
-    """Queue one report on the response channel (FIFO); flag an overflow if it is full."""
+                 leaves: int, price: int, size: int, fee: int, flags: int, venue_order_id: int) -> None:
+    """Queue one report on the response channel (FIFO); flag an overflow if it is full.
+
+    A fill carries its ``fee``; any other report, status reports included, the
+    ``venue_order_id`` in the same bytes."""
     rq = ex.rq
     cap = ex.reports.shape[0]
     if rq[RQ_TAIL] - rq[RQ_HEAD] >= cap:
@@ -134,21 +171,76 @@ def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id:
     r.size = size
     r.client_order_id = client_order_id
     r.leaves_qty = leaves
-    r.fee = fee
+    if (kind == EventKind.FILLED or kind == EventKind.PARTIALLY_FILLED) and flags & ReportFlag.STATUS == 0:
+        r.fee = fee
+    else:
+        r.venue_order_id = venue_order_id
 
 
 @njit(**KERNEL)
 def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: int) -> None:
-    """Report on order ``o`` (its side, ids and unfilled size)."""
+    """Report on order ``o`` (its side, ids and unfilled size), and remember how it stands."""
+    if (kind == EventKind.ACCEPTED or kind == EventKind.FILLED or kind == EventKind.CANCELED
+            or kind == EventKind.EXPIRED or kind == EventKind.REJECTED):
+        o.state = kind
+        o.reject_reason = flags & ReportFlag.REASON_MASK if kind == EventKind.REJECTED else 0
+    voi = ex.venue_order_ids[o.client_order_id % ex.orders.shape[0]]
     _send_report(ex, t, kind, o.side, o.venue_id, o.instrument_id, o.client_order_id, o.leaves, price, size, fee,
-                 flags)
+                 flags, voi)
 
 
 @njit(**KERNEL)
 def _reject_unknown(ex, t: int, cmd) -> None:
     """Refuse a cancel or modify for an order that is not resting (filled, canceled or never seen)."""
     _send_report(ex, t, EventKind.CANCEL_REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
-                 cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER)
+                 cmd.price, 0, 0, RejectReason.UNKNOWN_ORDER, 0)
+
+
+@njit(**KERNEL)
+def _refuse_command(ex, t: int, cmd, kind: int, reason: int) -> None:
+    """Refuse a command without touching any order: a REJECTED or CANCEL_REJECTED about ``cmd`` itself."""
+    _send_report(ex, t, kind, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0, cmd.price, 0, 0,
+                 reason, 0)
+
+
+@njit(**KERNEL)
+def _holds(ex, slot: int, client_order_id: int) -> bool:
+    """Whether the exchange knows ``client_order_id`` (working, or finished and still in its slot)."""
+    o = ex.orders[slot]
+    return o.client_order_id == client_order_id and o.state != 0
+
+
+@njit(**KERNEL)
+def _status_report(ex, t: int, o) -> None:
+    """Tell how order ``o`` stands: its state as the kind, its filled size, flagged STATUS."""
+    reason = o.reject_reason if o.state == EventKind.REJECTED else 0
+    filled = ex.filled[o.client_order_id % ex.orders.shape[0]]
+    _report(ex, t, o.state, o, o.price, filled, 0, ReportFlag.STATUS | reason)
+
+
+@njit(**KERNEL)
+def _busy(ex) -> bool:
+    """Whether the venue refuses this SUBMIT or MODIFY for a passing reason (an injected fault)."""
+    if fault(ex.rng, ex.prm[0].transient_reject_rate):
+        ex.faults[Fault.VENUE_BUSY] += 1
+        return True
+    return False
+
+
+@njit(**KERNEL)
+def _acknowledge(ex, t: int, slot: int) -> None:
+    """Accept order ``slot``: give it the venue's next order id and report ACCEPTED, unless
+    the acknowledgement is lost on the way (an injected fault; the order works all the same)."""
+    o = ex.orders[slot]
+    seq = ex.venue_seq[o.venue_id] + 1
+    ex.venue_seq[o.venue_id] = seq
+    ex.venue_order_ids[slot] = seq
+    if fault(ex.rng, ex.prm[0].ack_loss_rate):
+        ex.faults[Fault.ACK_LOST] += 1
+        o.state = EventKind.ACCEPTED
+        o.reject_reason = 0
+        return
+    _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
 
 
 @njit(**KERNEL)
@@ -157,6 +249,7 @@ def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
     rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
     fee = fee_fixed(price, size, rate)
     o.leaves -= size
+    ex.filled[o.client_order_id % ex.orders.shape[0]] += size
     kind = EventKind.FILLED if o.leaves == 0 else EventKind.PARTIALLY_FILLED
     _report(ex, t, kind, o, price, size, fee, liquidity)
     k = ex.n_fills[0]
@@ -368,9 +461,16 @@ def on_submit(ex, t: int, cmd) -> None:
     bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[0]
     if o.active != 0 and o.client_order_id != cmd.client_order_id:
         # Another order still rests in this slot: refuse the newcomer, touch nothing.
-        _send_report(ex, t, EventKind.REJECTED, cmd.side, cmd.venue_id, cmd.instrument_id, cmd.client_order_id, 0,
-                     cmd.price, 0, 0, RejectReason.ORDER_TABLE_FULL)
+        _refuse_command(ex, t, cmd, EventKind.REJECTED, RejectReason.ORDER_TABLE_FULL)
         return
+    if _holds(ex, slot, cmd.client_order_id):
+        _status_report(ex, t, o)  # a duplicate: the order it names is already here
+        return
+    if _busy(ex):
+        _refuse_command(ex, t, cmd, EventKind.REJECTED, RejectReason.VENUE_BUSY)
+        return
+    ex.venue_order_ids[slot] = 0
+    ex.filled[slot] = 0
     o.client_order_id = cmd.client_order_id
     o.price = cmd.price
     o.size = cmd.size
@@ -396,7 +496,7 @@ def on_submit(ex, t: int, cmd) -> None:
         buy_ref = m.ask_price if m.has_quote != 0 and m.ask_size > 0 else m.last_price
         sell_ref = m.bid_price if m.has_quote != 0 and m.bid_size > 0 else m.last_price
         if not _stop_reached(o, buy_ref, sell_ref):
-            _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
+            _acknowledge(ex, t, slot)
             _activate(ex, slot)
             return
         _trigger(o)
@@ -406,7 +506,7 @@ def on_submit(ex, t: int, cmd) -> None:
         o.leaves = 0
         _report(ex, t, EventKind.REJECTED, o, o.price, 0, 0, RejectReason.POST_ONLY_WOULD_TAKE)
         return
-    _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
+    _acknowledge(ex, t, slot)
     if not marketable:
         if o.tif == TimeInForce.IOC or o.tif == TimeInForce.FOK:
             _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
@@ -446,6 +546,9 @@ def on_modify(ex, t: int, cmd) -> None:
     if o.active == 0 or o.client_order_id != cmd.client_order_id:
         _reject_unknown(ex, t, cmd)
         return
+    if _busy(ex):
+        _report(ex, t, EventKind.CANCEL_REJECTED, o, cmd.price, 0, 0, RejectReason.VENUE_BUSY)
+        return
     new_leaves = cmd.size - (o.size - o.leaves)
     old_price = o.price
     o.price = cmd.price
@@ -465,15 +568,37 @@ def on_modify(ex, t: int, cmd) -> None:
         _activate(ex, slot)
 
 
+@njit(**KERNEL)
+def on_query(ex, t: int, cmd) -> None:
+    """A query arrives: report how the order stands, or that the exchange never got it."""
+    slot = cmd.client_order_id % ex.orders.shape[0]
+    if cmd.client_order_id > 0 and _holds(ex, slot, cmd.client_order_id):
+        _status_report(ex, t, ex.orders[slot])
+        return
+    _refuse_command(ex, t, cmd, EventKind.REJECTED, ReportFlag.STATUS | RejectReason.UNKNOWN_ORDER)
+
+
+@njit(**KERNEL)
+def _submit_lost(ex) -> bool:
+    """Whether this SUBMIT is lost on its way to the venue (an injected fault)."""
+    if fault(ex.rng, ex.prm[0].submit_loss_rate):
+        ex.faults[Fault.SUBMIT_LOST] += 1
+        return True
+    return False
+
+
 @njit(**HOT)
 def on_command(ex, t: int, cmd) -> None:
     """Dispatch an order command that has reached the venue."""
     if cmd.kind == CommandKind.SUBMIT:
-        on_submit(ex, t, cmd)
+        if not _submit_lost(ex):
+            on_submit(ex, t, cmd)
     elif cmd.kind == CommandKind.CANCEL:
         on_cancel(ex, t, cmd)
     elif cmd.kind == CommandKind.MODIFY:
         on_modify(ex, t, cmd)
+    elif cmd.kind == CommandKind.QUERY:
+        on_query(ex, t, cmd)
 
 
 @njit(**HOT)

@@ -12,7 +12,9 @@ fixed priority below decides (the project's tie-break rule, also in docs/concept
 and within one source, the sequence order (data rows as the catalog merged them,
 messages FIFO, timers by the order they were set). So the venue always moves before
 anyone reacts to it, and a strategy never sees a row before its exchange time plus
-the feed latency.
+the feed latency. A timer with a negative id is the pipeline's own
+(``framework.recovery``): setting it again replaces it (its place in the order is the
+new setting's), and setting it to ``TS_MAX`` cancels it.
 
 ``run_chunk`` processes one buffer of rows and returns a status when the buffer is
 exhausted (``DONE``) or an output buffer needs draining, so Python is called once
@@ -96,6 +98,21 @@ def _next_timer(lp) -> int:
 
 
 @njit(**KERNEL)
+def _drop_timer(lp, timer_id: int) -> None:
+    """Remove the pending timer ``timer_id`` if there is one (the pipeline's own timers are
+    replaced, not added to)."""
+    st = lp.st[0]
+    for k in range(st.n_timers):
+        if lp.timer_id[k] == timer_id:
+            last = st.n_timers - 1
+            lp.timer_ts[k] = lp.timer_ts[last]
+            lp.timer_id[k] = lp.timer_id[last]
+            lp.timer_seq[k] = lp.timer_seq[last]
+            st.n_timers = last
+            return
+
+
+@njit(**KERNEL)
 def _record_equity(lp, p, t: int) -> None:
     st = lp.st[0]
     pf = p.portfolio[0]
@@ -145,7 +162,10 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
             j.input_index = index
             j.command = c
             st.n_journal_commands += 1
-        if c.kind == CommandKind.SUBMIT or c.kind == CommandKind.CANCEL or c.kind == CommandKind.MODIFY:
+        kind = c.kind
+        if kind == CommandKind.SUBMIT or kind == CommandKind.CANCEL or kind == CommandKind.MODIFY or (
+            kind == CommandKind.QUERY
+        ):
             if st.oq_tail - st.oq_head >= cap:
                 return -2  # Status.ORDER_QUEUE_FULL
             arrival = now + latency_ns(prm, ex.rng, Channel.ORDER)
@@ -156,7 +176,11 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
             lp.orders_q[slot] = c
             lp.orders_q_ts[slot] = arrival
             st.oq_tail += 1
-        elif c.kind == CommandKind.SET_TIMER:
+        elif kind == CommandKind.SET_TIMER:
+            if c.client_order_id < 0:
+                _drop_timer(lp, c.client_order_id)
+                if c.expire_ts == TS_MAX:
+                    continue
             if st.n_timers >= lp.timer_ts.shape[0]:
                 return -4  # Status.TIMERS_FULL
             lp.timer_ts[st.n_timers] = c.expire_ts if c.expire_ts > now else now

@@ -18,6 +18,17 @@ Latency (``latency_model``)
     so two strategies on the same data see the same market timing. Each channel is FIFO like the TCP or
     WebSocket connection it models: a message never overtakes an earlier one.
 
+Faults (``transient_reject_rate``, ``ack_loss_rate``, ``submit_loss_rate``)
+    What goes wrong between a trader and a venue, so that the execution stage's
+    recovery is exercised: the venue refuses an arriving SUBMIT or MODIFY with
+    VENUE_BUSY (a rate limit or overload) with one probability, the acknowledgement of
+    a new order is lost on its way back with another, and a SUBMIT is lost on its way
+    there with a third. Each is an independent draw per message from a fourth seeded
+    splitmix64 stream (``FAULT_STREAM``), drawn only when its rate is above zero, so a
+    run without faults draws nothing and its latencies are those of a run before
+    faults existed. The stream has its own seed (``sim.faults.seed``). Ignores correlated outages (a venue down for a minute) and lost
+    fills or cancels.
+
 Fees (``maker_fee_rate``, ``taker_fee_rate``)
     A fraction of the fill's notional, negative for a rebate; resting fills pay maker,
     aggressive fills pay taker. Ignores tiered schedules and fee currencies.
@@ -42,6 +53,8 @@ from framework.jit import HOT, KERNEL
 LatencyModel = namedtuple("LatencyModel", "CONSTANT RANDOM")(0, 1)
 FillModel = namedtuple("FillModel", "TOUCH THROUGH")(0, 1)
 Channel = namedtuple("Channel", "FEED ORDER RESPONSE")(0, 1, 2)
+FAULT_STREAM = len(Channel)
+"""Index of the injected faults' random stream, after the latency channels' streams."""
 
 SIM_PARAMS_DTYPE = np.dtype(
     [
@@ -50,15 +63,20 @@ SIM_PARAMS_DTYPE = np.dtype(
         ("feed_jitter_ns", "<f8"), ("order_jitter_ns", "<f8"), ("response_jitter_ns", "<f8"),
         ("maker_fee_rate", "<f8"), ("taker_fee_rate", "<f8"),
         ("fill_model", "<i8"), ("equity_interval_ns", "<i8"),
+        ("transient_reject_rate", "<f8"), ("ack_loss_rate", "<f8"), ("submit_loss_rate", "<f8"),
     ],
     align=True,
 )
 
 
-def latency_streams(seed: int) -> np.ndarray:
-    """Seed one independent splitmix64 stream per latency channel from one config seed."""
+def latency_streams(seed: int, fault_seed: int = 0) -> np.ndarray:
+    """Seed one independent splitmix64 stream per latency channel from ``seed``, and the
+    injected faults' stream (``FAULT_STREAM``) from ``fault_seed``: changing one seed never
+    changes the other's draws."""
     golden = 0x9E3779B97F4A7C15
-    return np.array([(seed + golden * (c + 1)) & 0xFFFFFFFFFFFFFFFF for c in Channel], np.uint64).view(np.int64)
+    seeds = [seed] * len(Channel) + [fault_seed]
+    return np.array([(s + golden * (c + 1)) & 0xFFFFFFFFFFFFFFFF for c, s in enumerate(seeds)],
+                    np.uint64).view(np.int64)
 
 
 @njit(**HOT)
@@ -92,6 +110,12 @@ def latency_ns(prm, rng: np.ndarray, channel: int) -> int:
     if prm.latency_model == LatencyModel.RANDOM and jitter > 0.0:
         return base + np.int64(-jitter * np.log(uniform01(rng, channel)))
     return base
+
+
+@njit(**KERNEL)
+def fault(rng: np.ndarray, rate: float) -> bool:
+    """Whether an injected fault of probability ``rate`` strikes this message (no draw at rate 0)."""
+    return rate > 0.0 and uniform01(rng, FAULT_STREAM) < rate
 
 
 @njit(**KERNEL)

@@ -5,8 +5,9 @@ strategy computes a reservation price ``mid - skew_ticks * tick * inventory_in_l
 and wants a post-only bid and ask ``half_spread_ticks`` either side of it, never
 crossing the touch. A working quote that has drifted by ``requote_ticks`` or more is
 modified; a side whose fill would take inventory beyond ``max_inventory`` is pulled.
-Orders in flight (submitted, pending cancel or modify) are left alone until the
-venue answers, so the strategy never stacks requests on one order.
+Orders in flight (submitted, pending cancel or modify, or in the execution stage's
+retry or query) are left alone until the venue answers, so the strategy never stacks
+requests on one order.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from numba import njit
 
 from framework.events import EventKind, OrderFlag, Side, TimeInForce, records, to_fixed
 from framework.jit import HOT
-from framework.order_state import OrderStatus
+from framework.order_state import OrderStatus, is_open
 from framework.strategy_api import cancel_order, limit_order, modify_order, order_price, order_status
 
 PARAMS_DTYPE = np.dtype(
@@ -99,8 +100,8 @@ def _work_side(p, prm, order_id: int, side: int, price: int, allowed: bool) -> i
         elif abs(order_price(p, order_id) - price) >= prm.requote_ticks * prm.tick_size:
             modify_order(p, order_id, price, prm.order_size)
         return order_id
-    if status == OrderStatus.SUBMITTED or status == OrderStatus.PENDING_CANCEL or status == OrderStatus.PENDING_MODIFY:
-        return order_id
+    if is_open(status):
+        return order_id  # in flight: wait for the venue's answer
     if not allowed:
         return 0
     return limit_order(p, prm.instrument_id, side, price, prm.order_size, TimeInForce.GTC, OrderFlag.POST_ONLY)

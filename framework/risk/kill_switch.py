@@ -46,7 +46,7 @@ def flatten(p, out, n_out: int, venue_id: int) -> int:
         piece_limit = p.risk_limits[i].max_order_size
         remaining = abs(qty)
         while remaining > 0 and piece_limit > 0 and n_out < out.shape[0]:
-            piece = remaining if remaining < piece_limit else piece_limit
+            piece = min(piece_limit, remaining)
             intent.ts_event = es.now
             intent.kind = CommandKind.SUBMIT
             intent.instrument_id = i

@@ -71,11 +71,38 @@ LEGAL = {
     (S.PENDING_MODIFY, A.CANCELED): S.CANCELED,
     (S.PENDING_MODIFY, A.EXPIRED): S.EXPIRED,
     (S.PENDING_MODIFY, A.CANCEL_REQUEST): S.PENDING_CANCEL,
+    # Recovery (framework/recovery.py). Refused for a passing reason: wait for the backoff.
+    (S.SUBMITTED, A.TRANSIENT_REJECT): S.RETRY_WAIT,
+    (S.QUERYING, A.TRANSIENT_REJECT): S.RETRY_WAIT,
+    # No acknowledgement in time: query, and query again while no answer comes.
+    (S.SUBMITTED, A.ACK_TIMEOUT): S.QUERYING,
+    (S.QUERYING, A.ACK_TIMEOUT): S.QUERYING,
+    # Querying: sent, fate unknown; the venue may answer anything, and "never got it" means retry.
+    (S.QUERYING, A.ACCEPTED): S.ACCEPTED,
+    (S.QUERYING, A.REJECTED): S.REJECTED,
+    (S.QUERYING, A.PARTIALLY_FILLED): S.PARTIALLY_FILLED,
+    (S.QUERYING, A.FILLED): S.FILLED,
+    (S.QUERYING, A.CANCELED): S.CANCELED,
+    (S.QUERYING, A.EXPIRED): S.EXPIRED,
+    (S.QUERYING, A.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.QUERYING, A.NOT_FOUND): S.RETRY_WAIT,
+    # A cancel of an order the venue never got: nothing is left of it.
+    (S.PENDING_CANCEL, A.NOT_FOUND): S.CANCELED,
+    # Waiting to be sent again: not at the venue, so a cancel ends it here; the venue's own word wins.
+    (S.RETRY_WAIT, A.RESEND): S.SUBMITTED,
+    (S.RETRY_WAIT, A.REJECTED): S.REJECTED,
+    (S.RETRY_WAIT, A.CANCEL_REQUEST): S.CANCELED,
+    (S.RETRY_WAIT, A.EXPIRED): S.EXPIRED,
+    (S.RETRY_WAIT, A.ACCEPTED): S.ACCEPTED,
+    (S.RETRY_WAIT, A.PARTIALLY_FILLED): S.PARTIALLY_FILLED,
+    (S.RETRY_WAIT, A.FILLED): S.FILLED,
+    (S.RETRY_WAIT, A.CANCELED): S.CANCELED,
 }
 # A refused cancel or modify leaves a working or finished order exactly as it was.
 for _status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED):
     LEGAL[(_status, A.CANCEL_REJECTED)] = _status
-WORKING = {S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_MODIFY}
+WORKING = {S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_MODIFY, S.RETRY_WAIT,
+           S.QUERYING}
 
 
 def test_enums_are_dense():

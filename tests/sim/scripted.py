@@ -295,7 +295,8 @@ class Run:
 
 def sim_params(*, latency=(0, 0, 0), jitter=(0.0, 0.0, 0.0), latency_model: int = LatencyModel.CONSTANT,
                seed: int = 0, fees=(0.0, 0.0), fill_model: int = FillModel.TOUCH,
-               equity_interval_ns: int = 0) -> np.ndarray:
+               equity_interval_ns: int = 0, faults=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """``faults`` are the transient reject, acknowledgement loss and submit loss rates."""
     prm = np.zeros(1, SIM_PARAMS_DTYPE)
     prm["latency_model"] = latency_model
     prm["seed"] = seed
@@ -304,6 +305,7 @@ def sim_params(*, latency=(0, 0, 0), jitter=(0.0, 0.0, 0.0), latency_model: int 
     prm["maker_fee_rate"], prm["taker_fee_rate"] = fees
     prm["fill_model"] = fill_model
     prm["equity_interval_ns"] = equity_interval_ns
+    prm["transient_reject_rate"], prm["ack_loss_rate"], prm["submit_loss_rate"] = faults
     return prm
 
 
@@ -315,13 +317,16 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
                  equity_interval_ns: int = 0, journal_capacity: int = 1 << 16,
                  fill_capacity: int = 1 << 16, equity_capacity: int = 1 << 16,
                  split_at: list[int] | None = None, journal_path=None, n_instruments: int = 1,
-                 instrument_limits: dict | None = None, portfolio_limits: dict | None = None) -> Run:
+                 instrument_limits: dict | None = None, portfolio_limits: dict | None = None,
+                 execution: dict | None = None, faults=(0.0, 0.0, 0.0), fault_seed: int = 0) -> Run:
     """Run one backtest of any strategy kernel over ``events`` (copied: the loop writes ``ts_recv``).
 
     The events go to the loop in chunks of ``chunk_rows`` rows, or cut at the row indices
     ``split_at`` (repeated indices make empty chunks), or as one chunk. With ``journal_path``
     the journal is written there by a ``JournalWriter`` and read back with ``read_journal``;
-    otherwise it is captured in memory (``CapturingHasher``).
+    otherwise it is captured in memory (``CapturingHasher``). ``execution`` sets the execution
+    stage's limits (``EXEC_LIMITS_DTYPE``: retries, acknowledgement timeout); ``faults`` the
+    exchange's injected fault rates (``sim_params``), drawn from a stream seeded by ``fault_seed``.
     """
     assert events.dtype == EVENT_DTYPE
     assert np.all((events["instrument_id"] >= 0) & (events["instrument_id"] < n_instruments))
@@ -334,11 +339,13 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
         price_collar=(float(collar),),
         instrument_limits=instrument_limits or {},
         portfolio_limits=portfolio_limits or {},
+        execution=execution or {},
     )
     p = allocate(spec)
     prm = sim_params(latency=latency, jitter=jitter, latency_model=latency_model, seed=seed, fees=fees,
-                     fill_model=fill_model, equity_interval_ns=equity_interval_ns)
-    ex = allocate_exchange(n_instruments, order_capacity, prm, latency_streams(seed), fill_capacity=fill_capacity)
+                     fill_model=fill_model, equity_interval_ns=equity_interval_ns, faults=faults)
+    ex = allocate_exchange(n_instruments, order_capacity, prm, latency_streams(seed, fault_seed),
+                           fill_capacity=fill_capacity)
     lp = allocate_loop(order_capacity, len(p.intents), journal=True, journal_capacity=journal_capacity,
                        equity_capacity=equity_capacity)
     journal = CapturingHasher() if journal_path is None else JournalWriter(journal_path, {"test": "scripted"})
