@@ -35,10 +35,24 @@ PROGRESS_MIN_ROWS = 2_000_000
 """Show a progress bar only for runs long enough to need one."""
 
 
+def venue_fees(cfg: DictConfig) -> list[tuple[int, float, float]]:
+    """``(venue_id, maker_rate, taker_rate)`` of every configured venue (``venue.venues``,
+    a null fee taking ``sim.fees``)."""
+    out = []
+    for venue_id, v in enumerate(cfg.venue.venues):
+        maker = cfg.sim.fees.maker_rate if v.maker_rate is None else v.maker_rate
+        taker = cfg.sim.fees.taker_rate if v.taker_rate is None else v.taker_rate
+        out.append((venue_id, float(maker), float(taker)))
+    return out
+
+
 def sim_params(cfg: DictConfig) -> np.ndarray:
-    """Build the simulator's parameter record from ``sim`` and ``report`` config."""
+    """Build the simulator's parameter records, one per venue, from ``sim``, ``venue`` and ``report`` config."""
     lat = cfg.sim.latency
-    prm = records(1, SIM_PARAMS_DTYPE)
+    venues = cfg.venue.venues
+    if not venues:
+        raise ValueError("venue.venues: configure at least one venue")
+    prm = records(len(venues), SIM_PARAMS_DTYPE)
     prm["latency_model"] = lat.model.value
     prm["seed"] = lat.seed
     for channel in ("feed", "order", "response"):
@@ -48,8 +62,15 @@ def sim_params(cfg: DictConfig) -> np.ndarray:
             raise ValueError(f"sim.latency.{channel}_ns/_jitter_ns: must be >= 0, got {base}, {jitter}")
         prm[f"{channel}_ns"] = base
         prm[f"{channel}_jitter_ns"] = jitter
-    prm["maker_fee_rate"] = cfg.sim.fees.maker_rate
-    prm["taker_fee_rate"] = cfg.sim.fees.taker_rate
+        for venue_id, v in enumerate(venues):
+            own = v.get(f"{channel}_ns")
+            if own is not None:
+                if int(own) < 0:
+                    raise ValueError(f"venue.venues[{venue_id}].{channel}_ns: must be >= 0, got {own}")
+                prm[f"{channel}_ns"][venue_id] = int(own)
+    for venue_id, maker, taker in venue_fees(cfg):
+        prm["maker_fee_rate"][venue_id] = maker
+        prm["taker_fee_rate"][venue_id] = taker
     prm["fill_model"] = cfg.sim.fill.model.value
     prm["equity_interval_ns"] = cfg.report.sample_interval_ns
     for name in ("transient_reject_rate", "ack_loss_rate", "submit_loss_rate"):
@@ -86,6 +107,7 @@ def pipeline_spec(cfg: DictConfig, instruments: dict[str, int]) -> PipelineSpec:
         portfolio_limits=portfolio_limits(cfg.risk),
         strategy_id=cfg.risk.strategy_id,
         execution=execution_limits(cfg.execution),
+        routing=tuple(venue_fees(cfg)) if len(cfg.venue.venues) > 1 else (),
     )
 
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from framework.data.catalog import Catalog
-from framework.data.loaders import ingest
+from framework.data.loaders import ingest_venues
 from framework.data.synthetic import SyntheticSpec, write_synthetic
 from framework.events import KIND_DTYPES
 
@@ -114,15 +114,15 @@ def prepare(cfg: DictConfig) -> PreparedData:
             path = resolve_path(f.path)
             if not path.is_file():
                 raise FileNotFoundError(f"data.files[{i}].path: {path} does not exist")
-            files.append((path, str(f.format)))
-        folder = root / "files" / _digest([(_file_digest(p), fmt, cfg.symbol) for p, fmt in files] + [_code_digest()])
+            files.append((path, str(f.format), int(f.get("venue", 0))))
+        folder = root / "files" / _digest([(_file_digest(p), fmt, cfg.symbol, venue) for p, fmt, venue in files]
+                                          + [_code_digest()])
 
         def build(cat: Catalog) -> None:
-            for path, fmt in files:
-                ingest(path, fmt, cat, cfg.symbol)
+            ingest_venues([(path, fmt, venue) for path, fmt, venue in files], cat, cfg.symbol)
 
         _build_once(folder, build)
-        description = ", ".join(p.name for p, _ in files)
+        description = ", ".join(p.name for p, _, _ in files)
     elif source == "catalog":
         folder = root
         description = f"catalog {root}"

@@ -84,6 +84,28 @@ class SimConfig:
 
 
 @dataclass
+class VenueConfig:
+    """One venue of the ``venue`` group; its id is its place in the list. A field left
+    null takes the ``sim`` group's value (latency in ``sim.latency``, fees in ``sim.fees``)."""
+
+    name: str = "SIM"
+    maker_rate: float | None = None
+    taker_rate: float | None = None
+    feed_ns: int | None = None
+    order_ns: int | None = None
+    response_ns: int | None = None
+
+
+@dataclass
+class VenuesConfig:
+    """The venues orders may go to (conf/venue). One venue: orders go to venue 0. Several:
+    the execution stage routes each order by all-in price (framework/routing.py), and the
+    simulated exchange runs one book per venue."""
+
+    venues: list[VenueConfig] = field(default_factory=lambda: [VenueConfig()])
+
+
+@dataclass
 class ExecutionConfig:
     """Retries and unknown outcomes (framework/recovery.py, docs/concepts/execution.md)."""
 
@@ -183,12 +205,16 @@ class SyntheticConfig:
     lot_size: float = 1.0
     annual_volatility: float = 0.4
     seed: int = 0
+    venues: int = 1
+    """List the instrument on this many venues (ids 0..venues-1), around one efficient price."""
 
 
 @dataclass
 class FileConfig:
     path: str = ""
     format: str = ""
+    venue: int = 0
+    """The venue id this file's rows come from (an index into ``venue.venues``)."""
 
 
 @dataclass
@@ -289,6 +315,7 @@ class RunConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    venue: VenuesConfig = field(default_factory=VenuesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     initial_capital: float = 1_000_000.0

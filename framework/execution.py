@@ -30,8 +30,10 @@ from framework.order_table import (
 )
 from framework.positions import apply_fill
 from framework.recovery import apply_status, expect, on_refused
+from framework.routing import leg_route, plan, routing_on
 from framework.risk.checks import (
     check_order,
+    killed,
     limit_reference,
     record_acceptance,
     record_fill,
@@ -40,7 +42,7 @@ from framework.risk.checks import (
 )
 from framework.state import Counter
 
-__all__ = ["apply_report", "cancel", "find_order", "modify", "submit", "submit_checked"]
+__all__ = ["apply_report", "cancel", "cancel_order_and_legs", "find_order", "modify", "submit", "submit_checked"]
 
 
 @njit(**KERNEL)
@@ -61,41 +63,61 @@ def _protect(p, o) -> None:
 
 @njit(**KERNEL)
 def submit(p, intent, out, n_out: int) -> int:
-    """Risk-check a strategy's new order; record it and emit SUBMIT, or record the
-    rejection and emit ALERT. The FLATTEN flag is the kill switch's alone: stripped here."""
+    """Risk-check a strategy's new order; record it and emit SUBMIT (one per venue leg when
+    orders are routed, ``framework.routing``), or record the rejection and emit ALERT.
+    The FLATTEN flag is the kill switch's alone: stripped here."""
     intent.flags = intent.flags & (0xFF ^ OrderFlag.FLATTEN)
+    if routing_on(p):
+        return _submit_routed(p, intent, out, n_out)
     return submit_checked(p, intent, out, n_out)
 
 
 @njit(**KERNEL)
 def submit_checked(p, intent, out, n_out: int) -> int:
-    """``submit`` without stripping FLATTEN: the kill switch's own closing orders come here."""
+    """``submit`` without stripping FLATTEN or routing: the kill switch's own closing orders
+    come here, to the venue they name."""
     now = p.exec_state[0].now
-    orders = p.orders
-    slot = intent.client_order_id % orders.shape[0]
-    reason = RejectReason.NONE
-    if is_open(orders[slot].status):
-        reason = RejectReason.ORDER_TABLE_FULL
-    elif intent.tif == TimeInForce.GTD and intent.expire_ts <= now:
-        reason = RejectReason.INVALID_ORDER
-    else:
-        reason = check_order(
-            p, intent.instrument_id, intent.side, intent.order_type, intent.price, intent.trigger_price,
-            intent.size, intent.size, intent.flags, intent.venue_id, True,
-        )
+    slot = intent.client_order_id % p.orders.shape[0]
+    reason = _admit(p, intent, slot, now)
     if reason != RejectReason.NONE:
-        record_rejection(p, reason)
-        p.counters[Counter.REJECTS_RISK] += 1
-        if reason != RejectReason.ORDER_TABLE_FULL:
-            _write_order(orders[slot], intent, now)
-            set_status(p, orders[slot], OrderStatus.REJECTED)
-            orders[slot].reject_reason = reason
-            orders[slot].leaves = 0
-        return emit(out, n_out, now, CommandKind.ALERT, intent, reason)
+        return _refuse(p, intent, slot, reason, out, n_out, now)
     record_acceptance(p, intent.instrument_id, intent.side, intent.price, intent.size, True)
-    o = orders[slot]
+    o = p.orders[slot]
     _write_order(o, intent, now)
     _protect(p, o)
+    return _open(p, o, out, n_out, now)
+
+
+@njit(**HOT)
+def _admit(p, intent, slot: int, now: int) -> int:
+    """The first reason a new order may not go out, or NONE."""
+    if is_open(p.orders[slot].status):
+        return RejectReason.ORDER_TABLE_FULL
+    if intent.tif == TimeInForce.GTD and intent.expire_ts <= now:
+        return RejectReason.INVALID_ORDER
+    return check_order(
+        p, intent.instrument_id, intent.side, intent.order_type, intent.price, intent.trigger_price,
+        intent.size, intent.size, intent.flags, intent.venue_id, True,
+    )
+
+
+@njit(**HOT)
+def _refuse(p, intent, slot: int, reason: int, out, n_out: int, now: int) -> int:
+    """Record a refused order (in its slot, unless that holds another open order) and emit ALERT."""
+    record_rejection(p, reason)
+    p.counters[Counter.REJECTS_RISK] += 1
+    if reason != RejectReason.ORDER_TABLE_FULL:
+        o = p.orders[slot]
+        _write_order(o, intent, now)
+        set_status(p, o, OrderStatus.REJECTED)
+        o.reject_reason = reason
+        o.leaves = 0
+    return emit(out, n_out, now, CommandKind.ALERT, intent, reason)
+
+
+@njit(**HOT)
+def _open(p, o, out, n_out: int, now: int) -> int:
+    """An approved order (written to its slot) starts working: emit its SUBMIT."""
     set_status(p, o, next_status(OrderStatus.INITIALIZED, OrderAction.SUBMIT))
     o.attempts = 1
     add_working(p, o.instrument_id, o.side, o.size)
@@ -105,6 +127,54 @@ def submit_checked(p, intent, out, n_out: int) -> int:
     if waits(p, o.status):
         expect(p, now + p.exec_limits[0].ack_timeout_ns)
     return emit(out, n_out, now, CommandKind.SUBMIT, o, 0)
+
+
+@njit(**KERNEL)
+def _submit_routed(p, intent, out, n_out: int) -> int:
+    """A new order with several venues configured: check it once as stated, split it over
+    the venues (``routing.plan``) and send each leg as an order of its own.
+
+    The legs take the client order ids from the strategy's id on, which the strategy API
+    reserved; the order is refused whole if a leg's venue is under the kill switch or a
+    leg's slot still holds an open order."""
+    now = p.exec_state[0].now
+    orders = p.orders
+    cap = orders.shape[0]
+    coid = intent.client_order_id
+    slot = coid % cap
+    reason = _admit(p, intent, slot, now)
+    if reason != RejectReason.NONE:
+        return _refuse(p, intent, slot, reason, out, n_out, now)
+    first = orders[slot]
+    _write_order(first, intent, now)
+    _protect(p, first)
+    n_legs = plan(p, first.side, first.order_type, first.tif, first.flags, first.price, first.size,
+                  first.instrument_id)
+    for rank in range(1, n_legs + 1):
+        venue = p.routes[leg_route(p, rank)].venue_id
+        if killed(p, venue) and first.flags & OrderFlag.FLATTEN == 0:
+            reason = RejectReason.KILL_SWITCH
+        elif rank > 1 and is_open(orders[(coid + rank - 1) % cap].status):
+            reason = RejectReason.ORDER_TABLE_FULL
+    if reason != RejectReason.NONE:
+        return _refuse(p, intent, slot, reason, out, n_out, now)
+    record_acceptance(p, intent.instrument_id, intent.side, intent.price, intent.size, True)
+    for rank in range(1, n_legs + 1):
+        rt = p.routes[leg_route(p, rank)]
+        o = orders[(coid + rank - 1) % cap]
+        if rank > 1:
+            _write_order(o, intent, now)
+            o.client_order_id = coid + rank - 1
+            o.order_type = first.order_type  # as slippage protection made the first
+            o.tif = first.tif
+            o.price = first.price
+        o.venue_id = rt.venue_id
+        o.size = rt.leg_size
+        o.leaves = rt.leg_size
+        o.legs = n_legs if rank == 1 else 0
+    for rank in range(1, n_legs + 1):
+        n_out = _open(p, orders[(coid + rank - 1) % cap], out, n_out, now)
+    return n_out
 
 
 @njit(**KERNEL)
@@ -129,6 +199,7 @@ def _write_order(o, intent, now: int) -> None:
     o.tif = intent.tif
     o.flags = intent.flags
     o.venue_id = intent.venue_id
+    o.legs = 0
     o.reject_reason = 0
     o.attempts = 0
     o.queries = 0
@@ -156,6 +227,20 @@ def cancel(p, intent, out, n_out: int) -> int:
     set_status(p, o, nxt)
     p.counters[Counter.CANCELS_SENT] += 1
     return emit(out, n_out, p.exec_state[0].now, CommandKind.CANCEL, o, 0)
+
+
+@njit(**HOT)
+def cancel_order_and_legs(p, intent, out, n_out: int) -> int:
+    """A strategy's cancel: of its order and, for an order the router split, of every leg."""
+    slot = find_order(p.orders, intent.client_order_id)
+    legs = p.orders[slot].legs if slot >= 0 else 0
+    n_out = cancel(p, intent, out, n_out)
+    coid = intent.client_order_id
+    for k in range(1, legs):
+        intent.client_order_id = coid + k
+        n_out = cancel(p, intent, out, n_out)
+    intent.client_order_id = coid
+    return n_out
 
 
 @njit(**KERNEL)

@@ -16,6 +16,7 @@ import numpy as np
 
 from framework.events import COMMAND_DTYPE, RejectReason, records
 from framework.risk.records import INSTRUMENT_LIMITS_DTYPE, PORTFOLIO_LIMITS_DTYPE, BreakerState, allocate_risk
+from framework.routing import allocate_routes
 
 MARKET_DTYPE = np.dtype(
     [
@@ -62,6 +63,7 @@ ORDER_DTYPE = np.dtype(
         ("venue_order_id", "<i8"), ("avg_fill_price", "<f8"), ("instrument_id", "<i4"),
         ("status", "u1"), ("side", "i1"), ("order_type", "u1"), ("tif", "u1"), ("flags", "u1"),
         ("venue_id", "u1"), ("reject_reason", "u1"), ("attempts", "u1"), ("queries", "u1"), ("stale_answers", "u1"),
+        ("legs", "u1"),
     ],
     align=True,
 )
@@ -72,7 +74,9 @@ until the venue confirms or refuses it. ``venue_order_id`` is the venue's id for
 order, from its acknowledgement; ``attempts`` how many times the order has been sent,
 ``queries`` how many of the venue's answers to QUERY are still to come, and
 ``stale_answers`` how many of those answer queries sent before the order's latest send
-(they say nothing about it). An order
+(they say nothing about it). ``legs`` is how many venue legs the router split the
+strategy's order into (``framework.routing``), on the first leg only (its client order
+id is the strategy's; the others follow it); 0 on every other order. An order
 waiting on a deadline (SUBMITTED or QUERYING for its acknowledgement, RETRY_WAIT for
 its backoff) has been waiting since ``ts_updated``: its deadline is derived, not stored."""
 
@@ -128,7 +132,7 @@ Pipeline = namedtuple(
         "market", "book", "book_depth",  # market data
         "risk_limits", "portfolio_limits", "risk_state", "risk_instruments", "risk_windows", "risk_recent",
         "reject_counts",  # risk (framework.risk.records)
-        "orders", "exec_state", "exec_limits", "intents",  # execution
+        "orders", "exec_state", "exec_limits", "intents", "routes", "venue_quotes", "route_of_venue",  # execution
         "positions", "portfolio",  # positions
         "counters",
     ],
@@ -160,6 +164,9 @@ class PipelineSpec:
     strategy_id: int = 0
     execution: Mapping[str, float] = field(default_factory=dict)
     """Any field of ``EXEC_LIMITS_DTYPE``; those not given are 0 (no retries, no queries)."""
+    routing: tuple[tuple[int, float, float], ...] = ()
+    """``(venue_id, maker_fee_rate, taker_fee_rate)`` per venue the router may use; with
+    fewer than two, orders go where their intent says (``framework.routing``)."""
 
 
 def _per_instrument(values: tuple, n: int, name: str) -> list:
@@ -222,6 +229,7 @@ def allocate(spec: PipelineSpec) -> Pipeline:
     if spec.order_capacity < 2:
         raise ValueError(f"order_capacity must be at least 2, got {spec.order_capacity}")
     risk = allocate_risk(*_limits(spec), strategy_id=spec.strategy_id)
+    routes, venue_quotes, route_of_venue = allocate_routes(list(spec.routing), n)
     portfolio = records(1, PORTFOLIO_DTYPE)
     portfolio["initial_capital"] = spec.initial_capital
     portfolio["equity"] = spec.initial_capital
@@ -243,6 +251,9 @@ def allocate(spec: PipelineSpec) -> Pipeline:
         exec_state=exec_state,
         exec_limits=_exec_limits(spec),
         intents=records(MAX_INTENTS, COMMAND_DTYPE),
+        routes=routes,
+        venue_quotes=venue_quotes,
+        route_of_venue=route_of_venue,
         positions=records(n, POSITION_DTYPE),
         portfolio=portfolio,
         counters=np.zeros(N_COUNTERS, np.int64),

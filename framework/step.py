@@ -27,12 +27,13 @@ from __future__ import annotations
 from numba import njit
 
 from framework.events import CommandKind, EventKind
-from framework.execution import apply_report, cancel, modify, submit
+from framework.execution import apply_report, cancel_order_and_legs, modify, submit
 from framework.jit import HOT, KERNEL
 from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
 from framework.positions import mark_to_market
 from framework.recovery import on_exec_timer, sync_timer
 from framework.risk.breaker import watch
+from framework.routing import consolidate_quote, routing_on
 from framework.risk.checks import track_band
 from framework.risk.control import apply_control, wants_flatten
 from framework.risk.kill_switch import cancel_in_scope, flatten
@@ -68,7 +69,10 @@ def _inbound(p, ev, out, n_out: int) -> int:
         track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.QUOTE:
         c[Counter.QUOTES] += 1
-        apply_quote(p.market, ev)
+        if routing_on(p):
+            consolidate_quote(p, ev)
+        else:
+            apply_quote(p.market, ev)
         mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
         track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.BOOK_DELTA or kind == EventKind.BOOK_SNAPSHOT:
@@ -109,7 +113,7 @@ def _outbound(p, out, n_out: int) -> int:
         if kind == CommandKind.SUBMIT:
             n_out = submit(p, intent, out, n_out)
         elif kind == CommandKind.CANCEL:
-            n_out = cancel(p, intent, out, n_out)
+            n_out = cancel_order_and_legs(p, intent, out, n_out)
         elif kind == CommandKind.MODIFY:
             n_out = modify(p, intent, out, n_out)
         elif kind == CommandKind.SET_TIMER:

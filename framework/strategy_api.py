@@ -22,6 +22,7 @@ from framework.execution import find_order
 from framework.jit import HOT
 from framework.market_data import mid_price
 from framework.order_state import OrderStatus
+from framework.routing import id_stride
 from framework.state import Counter
 
 
@@ -63,7 +64,7 @@ def submit_order(
         return 0
     es = p.exec_state[0]
     coid = es.next_client_order_id
-    es.next_client_order_id = coid + 1
+    es.next_client_order_id = coid + id_stride(p)  # the router's legs take the ids after it
     it = p.intents[k]
     it.instrument_id = instrument_id
     it.side = side

@@ -131,6 +131,11 @@ class Backtest:
                     f"backtest input chunk has dtype {current.dtype} (itemsize {current.dtype.itemsize}), not "
                     "EVENT_DTYPE: build event arrays with framework.events.concat_events, never np.concatenate"
                 )
+            n_venues = len(self.ex.prm)
+            if int(current["venue_id"].max()) >= n_venues:
+                bad = int(current["venue_id"].max())
+                raise ValueError(f"backtest input has rows of venue {bad}, but the simulated exchange runs "
+                                 f"{n_venues} venue(s) (ids 0..{n_venues - 1}); configure the venue in `venue.venues`")
             upcoming = next(it, None)
             events = kernel_view(current if len(carry) == 0 else concat_events([carry, current]))
             st["ex_i"] = len(carry)

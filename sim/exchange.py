@@ -28,6 +28,11 @@ and orders when they arrive after the order latency. It never invents liquidity:
 * L2 book records do not move the exchange in this model (queue position on L2 data
   is a separate model); they still reach the strategy.
 
+Venues: the exchange runs one book per venue and instrument. A row moves the book of
+its ``venue_id``; an order rests and fills on the book of its own ``venue_id``, with that
+venue's fees and latencies (row ``venue_id`` of the parameters, ``sim.models``). Venues
+are numbered 0 .. n-1; an order for a venue that does not exist is rejected as invalid.
+
 Reports (ACCEPTED, fills, CANCELED, EXPIRED, MODIFIED, REJECTED for an order refused,
 CANCEL_REJECTED for a cancel or modify refused, the order unchanged) travel back through
 the response channel, FIFO, and every fill is also written to the fills buffer.
@@ -101,18 +106,20 @@ never used), with ``reject_reason`` when REJECTED: what a status report tells.""
 
 Exchange = namedtuple(
     "Exchange",
-    ["market", "orders", "active", "n_active", "reports", "rq", "fills", "n_fills", "prm", "rng",
+    ["market", "orders", "active", "n_active", "reports", "rq", "report_last", "fills", "n_fills", "prm", "rng",
      "venue_order_ids", "filled", "venue_seq", "faults"],
 )
-"""Exchange state. ``active[i, :n_active[i]]`` are the order slots resting on instrument
-``i`` in time priority; ``reports`` is the response channel's ring buffer with
-``rq = [head, tail, last_arrival, overflow]``; ``fills[:n_fills[0]]`` are the fills made.
+"""Exchange state. ``market[v, i]`` is venue ``v``'s book of instrument ``i`` and
+``active[v, i, :n_active[v, i]]`` the order slots resting on it in time priority;
+``reports`` is the response channel's ring buffer, kept in arrival order, with
+``rq = [head, tail, -, overflow]`` and ``report_last[v]`` the last arrival time from
+venue ``v`` (each venue's channel is FIFO); ``fills[:n_fills[0]]`` are the fills made.
 ``venue_order_ids[slot]`` is the venue order id of the order in ``slot`` and ``filled[slot]``
 how much of it has filled (``leaves`` is zeroed when an order ends, whatever filled),
 ``venue_seq[venue_id]`` the last id that venue gave, and ``faults`` counts the injected
 faults by ``Fault``."""
 
-RQ_HEAD, RQ_TAIL, RQ_LAST, RQ_OVERFLOW = 0, 1, 2, 3
+RQ_HEAD, RQ_TAIL, RQ_OVERFLOW = 0, 1, 3
 Fault = namedtuple("Fault", "VENUE_BUSY SUBMIT_LOST ACK_LOST")(0, 1, 2)
 N_VENUES = 256
 
@@ -120,17 +127,21 @@ N_VENUES = 256
 def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, rng: np.ndarray,
                       report_capacity: int = 1 << 14, fill_capacity: int = 1 << 16) -> Exchange:
     """Allocate an empty exchange; ``prm`` and ``rng`` (``sim.models.latency_streams``) are shared with the loop."""
+    n_venues = len(prm)
+    if not 1 <= n_venues <= N_VENUES:
+        raise ValueError(f"the exchange runs 1 to {N_VENUES} venues, not {n_venues} (one row of prm each)")
     faulty = any(float(prm[name][0]) > 0.0 for name in ("transient_reject_rate", "ack_loss_rate", "submit_loss_rate"))
     if faulty and len(rng) <= FAULT_STREAM:
         raise ValueError(f"rng holds {len(rng)} random streams, none for faults; build it with "
                          "sim.models.latency_streams")
     return Exchange(
-        market=records(n_instruments, EX_MARKET_DTYPE),
+        market=records(n_venues * n_instruments, EX_MARKET_DTYPE).reshape(n_venues, n_instruments),
         orders=records(order_capacity, SIM_ORDER_DTYPE),
-        active=np.zeros((n_instruments, order_capacity), np.int64),
-        n_active=np.zeros(n_instruments, np.int64),
+        active=np.zeros((n_venues, n_instruments, order_capacity), np.int64),
+        n_active=np.zeros((n_venues, n_instruments), np.int64),
         reports=records(report_capacity, EVENT_DTYPE),
         rq=np.zeros(4, np.int64),
+        report_last=np.zeros(N_VENUES, np.int64),
         fills=records(fill_capacity, FILL_DTYPE),
         n_fills=np.zeros(1, np.int64),
         prm=prm,
@@ -143,22 +154,42 @@ def allocate_exchange(n_instruments: int, order_capacity: int, prm: np.ndarray, 
 
 
 @njit(**KERNEL)
+def _make_room(reports, head: int, tail: int, arrival: int) -> int:
+    """Shift the reports arriving after ``arrival`` one place back (a faster venue's report
+    overtakes a slower venue's); return the free place, in arrival order. Rare: only with
+    venues of different latencies."""
+    cap = reports.shape[0]
+    pos = tail
+    while pos > head and reports[(pos - 1) % cap].ts_recv > arrival:
+        reports[pos % cap] = reports[(pos - 1) % cap]
+        pos -= 1
+    return pos
+
+
+@njit(**KERNEL)
 def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id: int, client_order_id: int,
                  leaves: int, price: int, size: int, fee: int, flags: int, venue_order_id: int) -> None:
-    """Queue one report on the response channel (FIFO); flag an overflow if it is full.
+    """Queue one report on venue ``venue_id``'s response channel; flag an overflow if the
+    ring is full.
 
-    A fill carries its ``fee``; any other report, status reports included, the
-    ``venue_order_id`` in the same bytes."""
+    Each venue's channel is FIFO (a report never overtakes an earlier one from the same
+    venue); reports from venues with different latencies interleave by arrival time,
+    ties in the order they were sent. A fill carries its ``fee``; any other report,
+    status reports included, the ``venue_order_id`` in the same bytes."""
     rq = ex.rq
     cap = ex.reports.shape[0]
     if rq[RQ_TAIL] - rq[RQ_HEAD] >= cap:
         rq[RQ_OVERFLOW] = 1
         return
-    arrival = t + latency_ns(ex.prm[0], ex.rng, Channel.RESPONSE)
-    if arrival < rq[RQ_LAST]:
-        arrival = rq[RQ_LAST]
-    rq[RQ_LAST] = arrival
-    r = ex.reports[rq[RQ_TAIL] % cap]
+    v = venue_id if venue_id < ex.prm.shape[0] else 0
+    arrival = t + latency_ns(ex.prm[v], ex.rng, Channel.RESPONSE)
+    if arrival < ex.report_last[venue_id]:
+        arrival = ex.report_last[venue_id]
+    ex.report_last[venue_id] = arrival
+    pos = rq[RQ_TAIL]
+    if pos > rq[RQ_HEAD] and ex.reports[(pos - 1) % cap].ts_recv > arrival:
+        pos = _make_room(ex.reports, rq[RQ_HEAD], pos, arrival)
+    r = ex.reports[pos % cap]
     rq[RQ_TAIL] += 1
     r.ts_event = t
     r.ts_recv = arrival
@@ -245,7 +276,7 @@ def _acknowledge(ex, t: int, slot: int) -> None:
 
 @njit(**KERNEL)
 def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
-    prm = ex.prm[0]
+    prm = ex.prm[o.venue_id]
     rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
     fee = fee_fixed(price, size, rate)
     o.leaves -= size
@@ -277,16 +308,17 @@ def _conditional(o) -> bool:
 def _deactivate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 0
+    v = o.venue_id
     i = o.instrument_id
     if _conditional(o):
-        ex.market[i].n_conditional -= 1
-    n = ex.n_active[i]
-    row = ex.active[i]
+        ex.market[v, i].n_conditional -= 1
+    n = ex.n_active[v, i]
+    row = ex.active[v, i]
     for k in range(n):
         if row[k] == slot:
             for j in range(k, n - 1):
                 row[j] = row[j + 1]
-            ex.n_active[i] = n - 1
+            ex.n_active[v, i] = n - 1
             return
 
 
@@ -294,11 +326,12 @@ def _deactivate(ex, slot: int) -> None:
 def _activate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 1
+    v = o.venue_id
     i = o.instrument_id
     if _conditional(o):
-        ex.market[i].n_conditional += 1
-    ex.active[i, ex.n_active[i]] = slot
-    ex.n_active[i] += 1
+        ex.market[v, i].n_conditional += 1
+    ex.active[v, i, ex.n_active[v, i]] = slot
+    ex.n_active[v, i] += 1
 
 
 @njit(**KERNEL)
@@ -342,7 +375,7 @@ def _is_marketable(m, o) -> bool:
 @njit(**KERNEL)
 def _take(ex, t: int, o) -> None:
     """Fill an aggressive order against the quoted touch as far as the shown size allows."""
-    m = ex.market[o.instrument_id]
+    m = ex.market[o.venue_id, o.instrument_id]
     price, avail = _touch(m, o.side)
     if avail <= 0 or price <= 0:
         return
@@ -369,7 +402,7 @@ def _finish_immediate(ex, t: int, slot: int) -> None:
     o = ex.orders[slot]
     if o.leaves == 0:
         return
-    if ex.market[o.instrument_id].has_quote == 0:
+    if ex.market[o.venue_id, o.instrument_id].has_quote == 0:
         o.aggressive = 1
     elif _is_immediate(o):
         _report(ex, t, EventKind.EXPIRED, o, o.price, 0, 0, 0)
@@ -429,12 +462,13 @@ def _take_quoted(ex, t: int, o) -> None:
 
 
 @njit(**KERNEL)
-def _expire_and_trigger(ex, t: int, i: int, buy_ref: int, sell_ref: int) -> None:
+def _expire_and_trigger(ex, t: int, v: int, i: int, buy_ref: int, sell_ref: int) -> None:
     """Before a row is matched: expire GTD orders whose time has come, and turn stops the
     row reaches into aggressive orders that meet this very row."""
+    row = ex.active[v, i]
     k = 0
-    while k < ex.n_active[i]:
-        slot = ex.active[i, k]
+    while k < ex.n_active[v, i]:
+        slot = row[k]
         o = ex.orders[slot]
         if o.expire_ts > 0 and o.expire_ts <= t:
             _deactivate(ex, slot)
@@ -444,7 +478,7 @@ def _expire_and_trigger(ex, t: int, i: int, buy_ref: int, sell_ref: int) -> None
         if o.stop != 0 and _stop_reached(o, buy_ref, sell_ref):
             _trigger(o)
             if not _conditional(o):
-                ex.market[i].n_conditional -= 1
+                ex.market[v, i].n_conditional -= 1
             o.aggressive = 1
         k += 1
 
@@ -458,7 +492,8 @@ def on_submit(ex, t: int, cmd) -> None:
     needs_price = cmd.order_type == OrderType.LIMIT or cmd.order_type == OrderType.STOP_LIMIT
     bad = cmd.size <= 0 or (needs_price and cmd.price <= 0) or (is_stop and cmd.trigger_price <= 0)
     bad = bad or (cmd.tif == TimeInForce.GTD and cmd.expire_ts <= t)
-    bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[0]
+    bad = bad or cmd.instrument_id < 0 or cmd.instrument_id >= ex.market.shape[1]
+    bad = bad or cmd.venue_id >= ex.market.shape[0]
     if o.active != 0 and o.client_order_id != cmd.client_order_id:
         # Another order still rests in this slot: refuse the newcomer, touch nothing.
         _refuse_command(ex, t, cmd, EventKind.REJECTED, RejectReason.ORDER_TABLE_FULL)
@@ -476,7 +511,7 @@ def on_submit(ex, t: int, cmd) -> None:
     o.size = cmd.size
     o.leaves = cmd.size
     o.instrument_id = cmd.instrument_id if not bad else 0
-    o.venue_id = cmd.venue_id
+    o.venue_id = cmd.venue_id if not bad else 0
     o.side = cmd.side
     o.order_type = cmd.order_type
     o.tif = cmd.tif
@@ -489,9 +524,11 @@ def on_submit(ex, t: int, cmd) -> None:
     o.triggered = 0
     if bad:
         o.leaves = 0
+        o.venue_id = cmd.venue_id
         _report(ex, t, EventKind.REJECTED, o, cmd.price, 0, 0, RejectReason.INVALID_ORDER)
+        o.venue_id = 0
         return
-    m = ex.market[o.instrument_id]
+    m = ex.market[o.venue_id, o.instrument_id]
     if o.stop != 0:
         buy_ref = m.ask_price if m.has_quote != 0 and m.ask_size > 0 else m.last_price
         sell_ref = m.bid_price if m.has_quote != 0 and m.bid_size > 0 else m.last_price
@@ -530,7 +567,7 @@ def on_cancel(ex, t: int, cmd) -> None:
     """A cancel arrives: cancel the resting order, or reject if it is no longer there."""
     slot = cmd.client_order_id % ex.orders.shape[0]
     o = ex.orders[slot]
-    if o.active == 0 or o.client_order_id != cmd.client_order_id:
+    if o.active == 0 or o.client_order_id != cmd.client_order_id or o.venue_id != cmd.venue_id:
         _reject_unknown(ex, t, cmd)
         return
     _deactivate(ex, slot)
@@ -543,7 +580,7 @@ def on_modify(ex, t: int, cmd) -> None:
     """A modify arrives: reprice and resize (losing time priority), or reject it."""
     slot = cmd.client_order_id % ex.orders.shape[0]
     o = ex.orders[slot]
-    if o.active == 0 or o.client_order_id != cmd.client_order_id:
+    if o.active == 0 or o.client_order_id != cmd.client_order_id or o.venue_id != cmd.venue_id:
         _reject_unknown(ex, t, cmd)
         return
     if _busy(ex):
@@ -552,7 +589,8 @@ def on_modify(ex, t: int, cmd) -> None:
     new_leaves = cmd.size - (o.size - o.leaves)
     old_price = o.price
     o.price = cmd.price
-    would_take = o.stop == 0 and _is_marketable(ex.market[o.instrument_id], o)
+    m = ex.market[o.venue_id, o.instrument_id]
+    would_take = o.stop == 0 and _is_marketable(m, o)
     if new_leaves <= 0 or cmd.price <= 0 or (would_take and (o.flags & OrderFlag.POST_ONLY) != 0):
         o.price = old_price
         reason = RejectReason.POST_ONLY_WOULD_TAKE if would_take else RejectReason.INVALID_ORDER
@@ -562,7 +600,7 @@ def on_modify(ex, t: int, cmd) -> None:
     o.size = cmd.size
     o.leaves = new_leaves
     _report(ex, t, EventKind.MODIFIED, o, o.price, 0, 0, 0)
-    if would_take and ex.market[o.instrument_id].has_quote != 0:
+    if would_take and m.has_quote != 0:
         _take(ex, t, o)
     if o.leaves > 0:
         _activate(ex, slot)
@@ -602,18 +640,19 @@ def on_command(ex, t: int, cmd) -> None:
 
 
 @njit(**HOT)
-def _match_print(ex, t: int, i: int, price: int, size: int) -> None:
-    """Let resting orders on instrument ``i`` trade against a print of ``size`` at ``price``."""
+def _match_print(ex, t: int, v: int, i: int, price: int, size: int) -> None:
+    """Let resting orders on venue ``v``'s instrument ``i`` trade against a print of ``size`` at ``price``."""
     fill_model = ex.prm[0].fill_model
+    row = ex.active[v, i]
     left = size
     k = 0
-    while k < ex.n_active[i] and left > 0:
-        slot = ex.active[i, k]
+    while k < ex.n_active[v, i] and left > 0:
+        slot = row[k]
         o = ex.orders[slot]
         if o.stop != 0:
             k += 1
             continue
-        if o.aggressive != 0 and ex.market[i].has_quote != 0:
+        if o.aggressive != 0 and ex.market[v, i].has_quote != 0:
             _take_quoted(ex, t, o)  # a stop this print triggered takes the book, not the print
         elif o.aggressive != 0:
             left -= _take_first(ex, t, o, price, left)
@@ -628,13 +667,14 @@ def _match_print(ex, t: int, i: int, price: int, size: int) -> None:
 
 
 @njit(**HOT)
-def _match_quote(ex, t: int, i: int) -> None:
-    """Let resting orders on instrument ``i`` fill against a quote that reached them."""
-    m = ex.market[i]
+def _match_quote(ex, t: int, v: int, i: int) -> None:
+    """Let resting orders on venue ``v``'s instrument ``i`` fill against a quote that reached them."""
+    m = ex.market[v, i]
     fill_model = ex.prm[0].fill_model
+    row = ex.active[v, i]
     k = 0
-    while k < ex.n_active[i]:
-        slot = ex.active[i, k]
+    while k < ex.n_active[v, i]:
+        slot = row[k]
         o = ex.orders[slot]
         if o.stop != 0:
             k += 1
@@ -659,31 +699,33 @@ def _conditional_pass(ex, ev, m) -> None:
     """Expiries and stop triggers for the row ``ev`` (see ``_expire_and_trigger``)."""
     kind = ev.kind
     t = ev.ts_event
+    v = ev.venue_id
     if kind == EventKind.TRADE:
-        _expire_and_trigger(ex, t, ev.instrument_id, ev.price, ev.price)
+        _expire_and_trigger(ex, t, v, ev.instrument_id, ev.price, ev.price)
     elif kind == EventKind.QUOTE:
         buy_ref = ev.ask_price if ev.ask_size > 0 else 0
         sell_ref = ev.bid_price if ev.bid_size > 0 else 0
-        _expire_and_trigger(ex, t, ev.instrument_id, buy_ref, sell_ref)
+        _expire_and_trigger(ex, t, v, ev.instrument_id, buy_ref, sell_ref)
     elif kind == EventKind.BAR:
-        _expire_and_trigger(ex, t, ev.instrument_id, ev.high, ev.low)
+        _expire_and_trigger(ex, t, v, ev.instrument_id, ev.high, ev.low)
     else:
-        _expire_and_trigger(ex, t, ev.instrument_id, 0, 0)
+        _expire_and_trigger(ex, t, v, ev.instrument_id, 0, 0)
 
 
 @njit(**HOT)
 def on_market(ex, ev) -> None:
-    """Update the exchange's view with one market-data record and fill what it reaches."""
+    """Update venue ``ev.venue_id``'s book with one market-data record and fill what it reaches."""
+    v = ev.venue_id
     i = ev.instrument_id
-    m = ex.market[i]
+    m = ex.market[v, i]
     kind = ev.kind
     t = ev.ts_event
     if m.n_conditional > 0:
         _conditional_pass(ex, ev, m)
     if kind == EventKind.TRADE:
         m.last_price = ev.price
-        if ex.n_active[i] > 0:
-            _match_print(ex, t, i, ev.price, ev.size)
+        if ex.n_active[v, i] > 0:
+            _match_print(ex, t, v, i, ev.price, ev.size)
     elif kind == EventKind.QUOTE:
         m.has_quote = 1
         m.bid_price = ev.bid_price
@@ -692,22 +734,23 @@ def on_market(ex, ev) -> None:
         m.ask_size = ev.ask_size
         m.bid_left = ev.bid_size
         m.ask_left = ev.ask_size
-        if ex.n_active[i] > 0:
-            _match_quote(ex, t, i)
+        if ex.n_active[v, i] > 0:
+            _match_quote(ex, t, v, i)
     elif kind == EventKind.BAR:
         m.last_price = ev.close
-        if ex.n_active[i] > 0:
+        if ex.n_active[v, i] > 0:
             # Buys are reached by the bar's low, sells by its high.
-            _match_bar(ex, t, i, ev)
+            _match_bar(ex, t, v, i, ev)
 
 
 @njit(**KERNEL)
-def _match_bar(ex, t: int, i: int, ev) -> None:
+def _match_bar(ex, t: int, v: int, i: int, ev) -> None:
     fill_model = ex.prm[0].fill_model
+    row = ex.active[v, i]
     left = ev.volume
     k = 0
-    while k < ex.n_active[i] and left > 0:
-        slot = ex.active[i, k]
+    while k < ex.n_active[v, i] and left > 0:
+        slot = row[k]
         o = ex.orders[slot]
         if o.stop != 0:
             k += 1

@@ -16,6 +16,14 @@ the feed latency. A timer with a negative id is the pipeline's own
 (``framework.recovery``): setting it again replaces it (its place in the order is the
 new setting's), and setting it to ``TS_MAX`` cancels it.
 
+With several venues (``sim.exchange``), each venue has its own latencies: orders and
+reports travel on one FIFO channel per venue, and the order queue and the report
+queue hold them in arrival order across venues (ties in the order sent). Market data
+from every venue reaches the strategy through one feed handler: a row arrives at its
+venue time plus its venue's feed latency, but never before the row before it, so rows
+keep their exchange-time order (a slow venue's row can hold back a fast venue's next
+row by at most the difference of their feed latencies).
+
 ``run_chunk`` processes one buffer of rows and returns a status when the buffer is
 exhausted (``DONE``) or an output buffer needs draining, so Python is called once
 per chunk, never per event. All loop state lives in arrays, so a call can resume
@@ -39,14 +47,14 @@ from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, C
 from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.step import step
-from sim.exchange import RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
+from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
 from sim.models import Channel, LatencyModel, latency_ns
 
 Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL")(0, 1, 2, 3, 4)
 
 LOOP_DTYPE = np.dtype(
     [
-        ("ex_i", "<i8"), ("st_i", "<i8"), ("feed_last", "<i8"), ("order_last", "<i8"),
+        ("ex_i", "<i8"), ("st_i", "<i8"), ("feed_last", "<i8"),
         ("oq_head", "<i8"), ("oq_tail", "<i8"), ("n_timers", "<i8"), ("timer_seq", "<i8"),
         ("next_sample_ts", "<i8"), ("n_equity", "<i8"),
         ("n_journal_events", "<i8"), ("n_journal_commands", "<i8"), ("n_inputs", "<i8"), ("journal_on", "<i8"),
@@ -57,7 +65,7 @@ LOOP_DTYPE = np.dtype(
 Loop = namedtuple(
     "Loop",
     [
-        "st", "orders_q", "orders_q_ts", "timer_ts", "timer_id", "timer_seq", "scratch", "out",
+        "st", "orders_q", "orders_q_ts", "order_last", "timer_ts", "timer_id", "timer_seq", "scratch", "out",
         "equity", "journal_events", "journal_commands",
     ],
 )
@@ -73,6 +81,7 @@ def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 
         st=st,
         orders_q=records(queue_capacity, COMMAND_DTYPE),
         orders_q_ts=np.zeros(queue_capacity, np.int64),
+        order_last=np.zeros(N_VENUES, np.int64),
         timer_ts=np.zeros(timer_capacity, np.int64),
         timer_id=np.zeros(timer_capacity, np.int64),
         timer_seq=np.zeros(timer_capacity, np.int64),
@@ -137,6 +146,40 @@ def _sample_equity(lp, p, t: int, interval: int) -> None:
     st.next_sample_ts = t - t % interval + interval
 
 
+@njit(**KERNEL)
+def _make_room(lp, arrival: int) -> int:
+    """Shift the orders arriving after ``arrival`` one place back (an order to a faster venue
+    overtakes one to a slower venue); return the free place. Rare: only with venues of
+    different latencies."""
+    st = lp.st[0]
+    cap = lp.orders_q.shape[0]
+    pos = st.oq_tail
+    while pos > st.oq_head and lp.orders_q_ts[(pos - 1) % cap] > arrival:
+        lp.orders_q[pos % cap] = lp.orders_q[(pos - 1) % cap]
+        lp.orders_q_ts[pos % cap] = lp.orders_q_ts[(pos - 1) % cap]
+        pos -= 1
+    return pos
+
+
+@njit(**HOT)
+def _send_order(lp, ex, c, now: int) -> None:
+    """Queue command ``c`` on its venue's order channel: FIFO per venue, and across venues
+    in arrival order (ties in the order sent)."""
+    st = lp.st[0]
+    cap = lp.orders_q.shape[0]
+    v = c.venue_id
+    arrival = now + latency_ns(ex.prm[v if v < ex.prm.shape[0] else 0], ex.rng, Channel.ORDER)
+    if arrival < lp.order_last[v]:
+        arrival = lp.order_last[v]
+    lp.order_last[v] = arrival
+    pos = st.oq_tail
+    if pos > st.oq_head and lp.orders_q_ts[(pos - 1) % cap] > arrival:
+        pos = _make_room(lp, arrival)
+    lp.orders_q[pos % cap] = c
+    lp.orders_q_ts[pos % cap] = arrival
+    st.oq_tail += 1
+
+
 @njit(**HOT)
 def _feed(lp, p, ev, ex, on_event, params, state) -> int:
     """Run one input through ``step``, journal it, and route its commands.
@@ -153,7 +196,6 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
     if n_out == 0:
         return 0
     now = ev.ts_recv
-    prm = ex.prm[0]
     cap = lp.orders_q.shape[0]
     for k in range(n_out):
         c = lp.out[k]
@@ -168,14 +210,7 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
         ):
             if st.oq_tail - st.oq_head >= cap:
                 return -2  # Status.ORDER_QUEUE_FULL
-            arrival = now + latency_ns(prm, ex.rng, Channel.ORDER)
-            if arrival < st.order_last:
-                arrival = st.order_last
-            st.order_last = arrival
-            slot = st.oq_tail % cap
-            lp.orders_q[slot] = c
-            lp.orders_q_ts[slot] = arrival
-            st.oq_tail += 1
+            _send_order(lp, ex, c, now)
         elif kind == CommandKind.SET_TIMER:
             if c.client_order_id < 0:
                 _drop_timer(lp, c.client_order_id)
@@ -194,9 +229,9 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
 @njit(**HOT)
 def _exchange_sees(ex, ev, st) -> None:
     """The exchange takes one data row at its ``ts_event``; the row gets the time the
-    strategy will receive it (``ts_recv``: plus the feed latency, FIFO)."""
+    strategy will receive it (``ts_recv``: plus its venue's feed latency, FIFO)."""
     on_market(ex, ev)
-    arrival = ev.ts_event + latency_ns(ex.prm[0], ex.rng, Channel.FEED)
+    arrival = ev.ts_event + latency_ns(ex.prm[ev.venue_id], ex.rng, Channel.FEED)
     if arrival < st.feed_last:
         arrival = st.feed_last
     st.feed_last = arrival
@@ -206,8 +241,8 @@ def _exchange_sees(ex, ev, st) -> None:
 @njit(**HOT)
 def _feed_arrival(ev, ex, feed_ns: int, feed_last: int) -> int:
     """Stamp a row with the time the strategy receives it (FIFO); return that time.
-    ``feed_ns`` is the constant feed latency, or negative to draw one."""
-    latency = feed_ns if feed_ns >= 0 else latency_ns(ex.prm[0], ex.rng, Channel.FEED)
+    ``feed_ns`` is the constant feed latency, or negative to draw one from the row's venue."""
+    latency = feed_ns if feed_ns >= 0 else latency_ns(ex.prm[ev.venue_id], ex.rng, Channel.FEED)
     arrival = ev.ts_event + latency
     if arrival < feed_last:
         arrival = feed_last
@@ -239,6 +274,17 @@ def _inputs_room(lp) -> int:
     return room + 1 if room >= 0 else 0
 
 
+@njit(**KERNEL)
+def _constant_feed_ns(prm) -> int:
+    """The feed latency when it is one constant for every venue, else -1 (draw per row)."""
+    if prm[0].latency_model != LatencyModel.CONSTANT:
+        return -1
+    for v in range(1, prm.shape[0]):
+        if prm[v].feed_ns != prm[0].feed_ns:
+            return -1
+    return prm[0].feed_ns
+
+
 @njit(**HOT)
 def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, lp, on_event, params, state) -> int:
     """Move data rows until the next pending message or timer is due; return a Status.
@@ -262,7 +308,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     prm = ex.prm[0]
     interval = prm.equity_interval_ns
     next_sample = st.next_sample_ts if interval > 0 else TS_MAX
-    feed_ns = prm.feed_ns if prm.latency_model == LatencyModel.CONSTANT else -1
+    feed_ns = _constant_feed_ns(ex.prm)
     fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
     room = _inputs_room(lp)
     t_other = min(t_msg, t_tim)
@@ -275,8 +321,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
         t_st = events[st_i].ts_recv if st_i < ex_i else TS_MAX
         if ex_i < n_events and t_ex <= t_st and t_ex <= t_other:
             ev = events[ex_i]
-            i = ev.instrument_id
-            if ex.n_active[i] == 0:
+            if ex.n_active[ev.venue_id, ev.instrument_id] == 0:
                 on_market(ex, ev)  # nothing rests here: no fill, no report
             else:
                 if ex.n_fills[0] > fill_room:

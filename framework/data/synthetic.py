@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from framework.data.catalog import Catalog
-from framework.events import QUOTE_DTYPE, TRADE_DTYPE, EventKind, Side, records, to_fixed
+from framework.events import QUOTE_DTYPE, TRADE_DTYPE, EventKind, Side, concat_records, records, to_fixed
 
 _DAY_NS = 86_400_000_000_000
 _SEC_NS = 1_000_000_000
@@ -55,6 +55,12 @@ class SyntheticSpec:
     minute intraday, per day across days), ``mean_spread_ticks`` the mean spread at
     average volatility, ``size_tail`` the Pareto tail index of sizes in lots
     (trades start at one lot, quotes at ``quote_size_lots``).
+
+    ``venues`` lists the instrument on that many venues (``venue_id`` 0 .. venues-1):
+    every venue quotes and trades around the same efficient price, each with its own
+    draws of arrivals, spreads, sizes and aggressors, so their touches differ by
+    microstructure noise and a router has real choices. Venue 0's rows are exactly
+    those of a one-venue spec.
     """
 
     symbol: str = "SYN"
@@ -77,6 +83,7 @@ class SyntheticSpec:
     mean_spread_ticks: float = 1.6
     size_tail: float = 1.6
     quote_size_lots: float = 5.0
+    venues: int = 1
 
     def __post_init__(self) -> None:
         checks = [
@@ -95,6 +102,7 @@ class SyntheticSpec:
             (self.u_shape >= 0, "u_shape >= 0"),
             (self.mean_spread_ticks >= 1, "mean_spread_ticks >= 1"),
             (self.size_tail > 1 and self.quote_size_lots >= 1, "size_tail > 1 and quote_size_lots >= 1"),
+            (1 <= self.venues <= 16, "1 <= venues <= 16"),
             (re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", self.session_start) is not None, "session_start as HH:MM"),
         ]
         failed = [what for ok, what in checks if not ok]
@@ -309,6 +317,25 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
     cap = min(10**9, (2**62) // lot)
     open_ns = spec.session_open_ns(day_index)
 
+    per_venue = []
+    for venue in range(spec.venues):
+        venue_rng = rng if venue == 0 else _rng(spec, 1_000_000 * venue + day_index + 1)
+        first_id = (venue * spec.days + day_index) * spec.trades_per_day + 1
+        per_venue.append(_venue_day(spec, venue_rng, path, vol, n_sec, open_ns, tick, lot, cap, first_id))
+        per_venue[-1]["quote"]["venue_id"] = venue
+        per_venue[-1]["trade"]["venue_id"] = venue
+    if spec.venues == 1:
+        return per_venue[0]
+    out = {}
+    for kind in ("trade", "quote"):
+        merged = concat_records([day[kind] for day in per_venue], per_venue[0][kind].dtype)
+        out[kind] = merged[np.argsort(merged["ts_event"], kind="stable")]
+    return out
+
+
+def _venue_day(spec: SyntheticSpec, rng: np.random.Generator, path: np.ndarray, vol: np.ndarray, n_sec: int,
+               open_ns: int, tick: int, lot: int, cap: int, first_id: int) -> dict[str, np.ndarray]:
+    """One venue's quotes and trades around the day's efficient price ``path``."""
     # Quotes: the first at the open, so every trade has a prevailing quote.
     n_quotes = max(1, round(spec.trades_per_day * spec.quotes_per_trade))
     quotes = records(n_quotes, QUOTE_DTYPE)
@@ -321,7 +348,7 @@ def generate_day(spec: SyntheticSpec, day_index: int) -> dict[str, np.ndarray]:
     n_trades = spec.trades_per_day
     trades = records(n_trades, TRADE_DTYPE)
     _fill_trades(
-        trades, rng, _arrivals(rng, n_trades, spec.u_shape, False), path, quotes, day_index * n_trades + 1,
+        trades, rng, _arrivals(rng, n_trades, spec.u_shape, False), path, quotes, first_id,
         (open_ns, spec.session_ns, n_sec, 1 / spec.tick_size, tick, lot, spec.size_tail, cap),
     )
     return {"trade": trades, "quote": quotes}

@@ -87,6 +87,36 @@ def test_real_binance_file_as_data_source(tmp_path: Path, shared_data: Path) -> 
     assert m["n_fills"] > 0
 
 
+def test_two_venues_route_orders_and_fill_on_each_venue(tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    out.mkdir()
+    m = run_backtest(_config(["strategy=market_maker", "data=synthetic_two_venues", "venue=two_venues", *SMALL],
+                             tmp_path), out)
+    fills = pd.read_parquet(out / "fills.parquet")
+    assert m["counters"]["quotes"] == 2 * 8000  # both venues' quotes reached the strategy
+    # The market maker only rests: on BETA, whose maker rebate is the lowest maker fee.
+    assert set(fills["venue_id"]) == {1} and set(fills["liquidity"]) == {"maker"}
+    out = tmp_path / "sma"
+    out.mkdir()
+    run_backtest(_config(["data=synthetic_two_venues", "venue=two_venues", *SMALL], tmp_path), out)
+    taker = pd.read_parquet(out / "fills.parquet")
+    # The SMA crossover takes: where the ask (bid) plus fees is best, which is mostly ALPHA.
+    assert set(taker["liquidity"]) == {"taker"} and set(taker["venue_id"]) <= {0, 1}
+    assert (taker["venue_id"] == 0).sum() > (taker["venue_id"] == 1).sum() > 0
+
+
+def test_a_data_row_of_an_unconfigured_venue_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="venue 1.*1 venue"):
+        _run(["data=synthetic_two_venues", *SMALL], tmp_path)
+
+
+def test_real_data_on_two_venues(tmp_path: Path, shared_data: Path) -> None:
+    m = _run(["data=binance_btcusdt_two_venues", "venue=two_venues", "strategy=market_maker", "progress=false",
+              "strategy.params.order_size=0.01", "strategy.params.max_inventory=0.05"], tmp_path)
+    assert m["counters"]["quotes"] == 66_089 + 28_040 and m["counters"]["trades"] == 21_313 + 9_757
+    assert m["n_fills"] > 0
+
+
 def test_bad_config_value_names_key_and_value(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         _config(["sim.latency.order_ns=abc"], tmp_path)

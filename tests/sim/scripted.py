@@ -152,7 +152,7 @@ def make_script(intents: list[dict]) -> np.ndarray:
 # --------------------------------------------------------------------------- event builders
 
 
-def make_trades(rows: list[tuple], instrument_id: int = 0) -> np.ndarray:
+def make_trades(rows: list[tuple], instrument_id: int = 0, venue_id: int = 0) -> np.ndarray:
     """Trades from ``(ts, price, size)`` or ``(ts, price, size, aggressor_side)`` rows (whole units)."""
     ev = np.zeros(len(rows), EVENT_DTYPE)
     for k, row in enumerate(rows):
@@ -162,13 +162,14 @@ def make_trades(rows: list[tuple], instrument_id: int = 0) -> np.ndarray:
         ev[k]["kind"] = EventKind.TRADE
         ev[k]["side"] = row[3] if len(row) > 3 else Side.NONE
         ev[k]["instrument_id"] = instrument_id
+        ev[k]["venue_id"] = venue_id
         ev[k]["price"] = to_fixed(price)
         ev[k]["size"] = to_fixed(size)
         ev[k]["trade_id"] = k + 1
     return ev
 
 
-def make_quotes(rows: list[tuple], instrument_id: int = 0) -> np.ndarray:
+def make_quotes(rows: list[tuple], instrument_id: int = 0, venue_id: int = 0) -> np.ndarray:
     """Quotes from ``(ts, bid, bid_size, ask, ask_size)`` rows (whole units)."""
     ev = np.zeros(len(rows), EVENT_DTYPE)
     for k, (ts, bid, bid_size, ask, ask_size) in enumerate(rows):
@@ -176,6 +177,7 @@ def make_quotes(rows: list[tuple], instrument_id: int = 0) -> np.ndarray:
         ev[k]["ts_recv"] = ts
         ev[k]["kind"] = EventKind.QUOTE
         ev[k]["instrument_id"] = instrument_id
+        ev[k]["venue_id"] = venue_id
         ev[k]["bid_price"] = to_fixed(bid)
         ev[k]["bid_size"] = to_fixed(bid_size)
         ev[k]["ask_price"] = to_fixed(ask)
@@ -295,9 +297,10 @@ class Run:
 
 def sim_params(*, latency=(0, 0, 0), jitter=(0.0, 0.0, 0.0), latency_model: int = LatencyModel.CONSTANT,
                seed: int = 0, fees=(0.0, 0.0), fill_model: int = FillModel.TOUCH,
-               equity_interval_ns: int = 0, faults=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """``faults`` are the transient reject, acknowledgement loss and submit loss rates."""
-    prm = np.zeros(1, SIM_PARAMS_DTYPE)
+               equity_interval_ns: int = 0, faults=(0.0, 0.0, 0.0), n_venues: int = 1) -> np.ndarray:
+    """``faults`` are the transient reject, acknowledgement loss and submit loss rates;
+    every one of the ``n_venues`` venues gets the same parameters."""
+    prm = np.zeros(n_venues, SIM_PARAMS_DTYPE)
     prm["latency_model"] = latency_model
     prm["seed"] = seed
     prm["feed_ns"], prm["order_ns"], prm["response_ns"] = latency
@@ -318,7 +321,8 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
                  fill_capacity: int = 1 << 16, equity_capacity: int = 1 << 16,
                  split_at: list[int] | None = None, journal_path=None, n_instruments: int = 1,
                  instrument_limits: dict | None = None, portfolio_limits: dict | None = None,
-                 execution: dict | None = None, faults=(0.0, 0.0, 0.0), fault_seed: int = 0) -> Run:
+                 execution: dict | None = None, faults=(0.0, 0.0, 0.0), fault_seed: int = 0,
+                 venues: list[dict] | None = None) -> Run:
     """Run one backtest of any strategy kernel over ``events`` (copied: the loop writes ``ts_recv``).
 
     The events go to the loop in chunks of ``chunk_rows`` rows, or cut at the row indices
@@ -327,6 +331,9 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
     otherwise it is captured in memory (``CapturingHasher``). ``execution`` sets the execution
     stage's limits (``EXEC_LIMITS_DTYPE``: retries, acknowledgement timeout); ``faults`` the
     exchange's injected fault rates (``sim_params``), drawn from a stream seeded by ``fault_seed``.
+    ``venues`` runs several venues (ids 0, 1, ...) and routes orders between them: one dict per
+    venue with ``maker``/``taker`` fee rates and ``order_ns``/``response_ns``/``feed_ns``
+    latencies, each defaulting to ``fees`` and ``latency``.
     """
     assert events.dtype == EVENT_DTYPE
     assert np.all((events["instrument_id"] >= 0) & (events["instrument_id"] < n_instruments))
@@ -340,10 +347,17 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
         instrument_limits=instrument_limits or {},
         portfolio_limits=portfolio_limits or {},
         execution=execution or {},
+        routing=tuple((k, v.get("maker", fees[0]), v.get("taker", fees[1])) for k, v in enumerate(venues or [])),
     )
     p = allocate(spec)
     prm = sim_params(latency=latency, jitter=jitter, latency_model=latency_model, seed=seed, fees=fees,
-                     fill_model=fill_model, equity_interval_ns=equity_interval_ns, faults=faults)
+                     fill_model=fill_model, equity_interval_ns=equity_interval_ns, faults=faults,
+                     n_venues=max(1, len(venues or [])))
+    for k, v in enumerate(venues or []):
+        prm["maker_fee_rate"][k] = v.get("maker", fees[0])
+        prm["taker_fee_rate"][k] = v.get("taker", fees[1])
+        for channel, default in zip(("feed_ns", "order_ns", "response_ns"), latency):
+            prm[channel][k] = v.get(channel, default)
     ex = allocate_exchange(n_instruments, order_capacity, prm, latency_streams(seed, fault_seed),
                            fill_capacity=fill_capacity)
     lp = allocate_loop(order_capacity, len(p.intents), journal=True, journal_capacity=journal_capacity,

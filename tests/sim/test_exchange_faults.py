@@ -70,8 +70,9 @@ def _market_at(ex, events, i):
 class Venue:
     """The exchange alone: commands in, the reports it queues out (latency 0)."""
 
-    def __init__(self, faults=(0.0, 0.0, 0.0), fault_seed: int = 0, capacity: int = 16):
-        self.ex = allocate_exchange(1, capacity, sim_params(faults=faults), latency_streams(0, fault_seed))
+    def __init__(self, faults=(0.0, 0.0, 0.0), fault_seed: int = 0, capacity: int = 16, n_venues: int = 1):
+        self.ex = allocate_exchange(1, capacity, sim_params(faults=faults, n_venues=n_venues),
+                                    latency_streams(0, fault_seed))
         self.market(make_quotes([(T0, 99, 5, 101, 5)]))
 
     def market(self, events: np.ndarray) -> None:
@@ -111,7 +112,7 @@ def kinds(reports: np.ndarray) -> list[tuple[int, int]]:
 
 
 def test_venue_order_ids_count_per_venue_and_ride_on_every_report_but_fills():
-    v = Venue()
+    v = Venue(n_venues=2)
     a = v.send(C.SUBMIT, 1, venue_id=0)
     b = v.send(C.SUBMIT, 2, venue_id=1)
     c = v.send(C.SUBMIT, 3, venue_id=0, price=101.0)  # takes the ask: ACCEPTED, FILLED
@@ -129,7 +130,7 @@ def test_a_duplicate_submit_of_a_working_order_makes_no_second_order():
     assert kinds(dup) == [(K.ACCEPTED, STATUS)]
     r = dup[0]
     assert (r["price"], r["size"], r["leaves_qty"], r["venue_order_id"]) == (fx(99), 0, fx(2), 1)
-    assert v.ex.n_active[0] == 1 and v.ex.venue_seq[0] == 1
+    assert v.ex.n_active[0, 0] == 1 and v.ex.venue_seq[0] == 1
     assert v.ex.orders[5]["size"] == fx(2)
 
 

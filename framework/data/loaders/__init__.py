@@ -17,6 +17,7 @@ import numpy as np
 from framework.data.catalog import Catalog
 from framework.data.errors import DataFormatError
 from framework.data.loaders import bars, binance, lean
+from framework.events import concat_records
 
 Loader = Callable[[Path], dict[str, np.ndarray]]
 
@@ -66,12 +67,32 @@ def load(path: str | Path, fmt: str | None = None) -> dict[str, np.ndarray]:
 
 
 def ingest(path: str | Path, fmt: str | None, catalog: Catalog, symbol: str) -> dict[str, int]:
-    """Load ``path`` and write it to ``catalog`` under ``symbol``; return rows per kind.
+    """Load ``path`` and write it to ``catalog`` under ``symbol`` (venue 0); return rows per kind.
 
     The whole file is loaded and checked before the first write, so a malformed file
     leaves the catalog (and its instrument registry) untouched.
     """
-    records = load(path, fmt)
-    for kind, array in records.items():
-        catalog.write(kind, symbol, array)
-    return {kind: len(array) for kind, array in records.items()}
+    return ingest_venues([(path, fmt, 0)], catalog, symbol)
+
+
+def ingest_venues(files: list[tuple[str | Path, str | None, int]], catalog: Catalog, symbol: str) -> dict[str, int]:
+    """Load ``(path, format, venue_id)`` files of one instrument and write them to ``catalog``
+    under ``symbol``, each row stamped with its file's venue; return rows per kind.
+
+    Files of the same kind (one per venue) are merged before the write, since the
+    catalog replaces a day's file whole. Every file is loaded and checked before the
+    first write, so a malformed one leaves the catalog untouched.
+    """
+    per_kind: dict[str, list[np.ndarray]] = {}
+    for path, fmt, venue in files:
+        if not 0 <= int(venue) < 256:
+            raise ValueError(f"{path}: venue id {venue} is not in 0..255")
+        for kind, array in load(path, fmt).items():
+            array["venue_id"] = venue
+            per_kind.setdefault(kind, []).append(array)
+    counts = {}
+    for kind, arrays in per_kind.items():
+        merged = arrays[0] if len(arrays) == 1 else concat_records(arrays, arrays[0].dtype)
+        catalog.write(kind, symbol, merged)
+        counts[kind] = len(merged)
+    return counts

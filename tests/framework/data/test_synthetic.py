@@ -131,3 +131,19 @@ def test_invalid_specs_say_what_is_expected():
         SyntheticSpec(session_start="20:00", session_hours=6)
     with pytest.raises(IndexError):
         generate_day(SyntheticSpec(days=1), 1)
+
+
+def test_several_venues_share_the_efficient_price_and_venue_0_is_the_one_venue_market():
+    one = generate_day(SyntheticSpec(trades_per_day=3000), 0)
+    two = generate_day(SyntheticSpec(trades_per_day=3000, venues=2), 0)
+    for kind in ("trade", "quote"):
+        rows = two[kind]
+        assert np.all(np.diff(rows["ts_event"]) >= 0)
+        assert np.bincount(rows["venue_id"]).tolist() == [len(one[kind])] * 2
+        venue0 = rows[rows["venue_id"] == 0]
+        assert all(np.array_equal(venue0[f], one[kind][f]) for f in one[kind].dtype.names)
+    q = two["quote"]
+    mids = [np.median((q["bid_price"] + q["ask_price"])[q["venue_id"] == v] / 2) for v in (0, 1)]
+    assert abs(mids[0] - mids[1]) / mids[0] < 0.01  # one price, two microstructures
+    assert not np.array_equal(q["bid_price"][q["venue_id"] == 0], q["bid_price"][q["venue_id"] == 1])
+    assert len(set(two["trade"]["trade_id"].tolist())) == len(two["trade"])
