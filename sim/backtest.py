@@ -11,7 +11,7 @@ size, whatever the length of the history.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +21,13 @@ from framework.jit import cache_by_source
 from framework.journal import JournalHasher, JournalWriter
 from framework.state import Pipeline
 from sim.exchange import Exchange
-from sim.loop import Loop, Status, final_sample, run_chunk
+from sim.loop import Loop, Status, final_sample, route_commands, run_chunk
+
+RemoteStep = Callable[[np.ndarray], np.ndarray]
+"""A pipeline run elsewhere: takes one input (a length-1 ``EVENT_DTYPE`` array) and returns
+the commands it produced (``COMMAND_DTYPE``), as ``step`` would have."""
+AsyncRemoteStep = Callable[[np.ndarray], Awaitable[np.ndarray]]
+"""``RemoteStep`` reached through asyncio."""
 
 
 @dataclass
@@ -55,8 +61,11 @@ class Backtest:
     """One backtest: the pipeline, the simulated exchange, the loop state and a strategy."""
 
     def __init__(self, pipeline: Pipeline, exchange: Exchange, loop: Loop, strategy: Strategy,
-                 journal: JournalWriter | JournalHasher | None = None) -> None:
+                 journal: JournalWriter | JournalHasher | None = None, remote: RemoteStep | None = None) -> None:
+        if (remote is not None) != bool(loop.st["remote"][0]):
+            raise ValueError("a remote pipeline needs a loop allocated with remote=True, and only it")
         self.p = pipeline
+        self.remote = remote
         self.ex = exchange
         self.lp = loop
         self.strategy = strategy
@@ -84,7 +93,9 @@ class Backtest:
         st["n_journal_events"] = 0
         st["n_journal_commands"] = 0
 
-    def _run_buffer(self, events: np.ndarray, next_ts: int, final: bool) -> float:
+    def _run_buffer(self, events: np.ndarray, next_ts: int, final: bool) -> Generator[np.ndarray, np.ndarray, float]:
+        """Run the loop over one buffer; return the seconds spent in it. With a remote
+        pipeline, yield each input due at it and take back the commands it produced."""
         s = self.strategy
         spent = 0.0
         while True:
@@ -93,6 +104,10 @@ class Backtest:
                 events, len(events), next_ts, final, self.p, self.ex, self.lp, s.on_event, s.params, s.state
             )
             spent += time.perf_counter() - t0
+            if status == Status.STEP:
+                status = self._route((yield self.lp.handoff))
+                if status == Status.DONE:  # routed: resume the loop
+                    continue
             self._drain()
             if status == Status.DONE:
                 return spent
@@ -102,6 +117,16 @@ class Backtest:
                     f"backtest stopped: {name}. The strategy keeps more orders or timers in flight than the "
                     "simulator's queues hold; raise sim.queue_capacity or check the strategy for a runaway loop."
                 )
+
+    def _route(self, commands: np.ndarray) -> int:
+        """Route the commands the remote pipeline produced for the input in ``handoff``."""
+        n = len(commands)
+        if n > len(self.lp.out):
+            raise RuntimeError(f"the remote pipeline answered one input with {n} commands; at most "
+                               f"{len(self.lp.out)} fit (order capacity + intents)")
+        if n:
+            self.lp.out[:n] = commands
+        return route_commands(self.lp, self.ex, n)
 
     def compile(self) -> float:
         """Compile (or load from the cache) the loop for this strategy; return the seconds it took.
@@ -116,7 +141,37 @@ class Backtest:
         return time.perf_counter() - t0
 
     def run(self, chunks: Iterable[np.ndarray], progress: Callable[[int], None] | None = None) -> BacktestResult:
-        """Run the whole stream of EVENT_DTYPE chunks; ``progress`` gets each chunk's row count."""
+        """Run the whole stream of EVENT_DTYPE chunks; ``progress`` gets each chunk's row count.
+
+        With a remote pipeline (``remote=True`` loops), ``remote`` of the constructor
+        steps each input."""
+        sim = self.simulate(chunks, progress)
+        try:
+            due = next(sim)
+            while True:
+                if self.remote is None:
+                    raise RuntimeError("this loop steps a remote pipeline: construct the Backtest with `remote`")
+                due = sim.send(self.remote(due))
+        except StopIteration as done:
+            return done.value
+
+    async def run_async(self, chunks: Iterable[np.ndarray], remote: AsyncRemoteStep,
+                        progress: Callable[[int], None] | None = None) -> BacktestResult:
+        """``run`` for a remote pipeline reached through asyncio (the lockstep venue server):
+        ``await remote(input)`` steps each input, so the event loop serves sockets meanwhile."""
+        sim = self.simulate(chunks, progress)
+        try:
+            due = next(sim)
+            while True:
+                due = sim.send(await remote(due))
+        except StopIteration as done:
+            return done.value
+
+    def simulate(self, chunks: Iterable[np.ndarray],
+                 progress: Callable[[int], None] | None = None) -> Generator[np.ndarray, np.ndarray, BacktestResult]:
+        """The simulation as a generator: it yields every input due at a remote pipeline (a
+        length-1 EVENT_DTYPE view, valid until the next send) and takes back the commands
+        it produced; it returns the result. With a local pipeline it never yields."""
         t_start = time.perf_counter()
         compile_seconds = self.compile()
         loop_seconds = 0.0
@@ -141,14 +196,14 @@ class Backtest:
             st["ex_i"] = len(carry)
             st["st_i"] = 0
             next_ts = int(upcoming["ts_event"][0]) if upcoming is not None and len(upcoming) else TS_MAX
-            loop_seconds += self._run_buffer(events, next_ts, upcoming is None)
+            loop_seconds += yield from self._run_buffer(events, next_ts, upcoming is None)
             n_events += len(current)
             carry = events[int(st["st_i"][0]):].copy()
             if progress is not None:
                 progress(len(current))
             current = upcoming
         if n_events == 0:
-            loop_seconds += self._run_buffer(kernel_view(np.zeros(0, EVENT_DTYPE)), TS_MAX, True)
+            loop_seconds += yield from self._run_buffer(kernel_view(np.zeros(0, EVENT_DTYPE)), TS_MAX, True)
         final_sample(self.lp, self.p)
         self._drain()
         journal_hash = None

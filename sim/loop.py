@@ -50,7 +50,9 @@ from framework.step import step
 from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
 from sim.models import Channel, LatencyModel, latency_ns
 
-Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL")(0, 1, 2, 3, 4)
+Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL STEP")(0, 1, 2, 3, 4, 5)
+"""Why ``run_chunk`` returned. STEP (remote stepping only): the input in ``handoff[0]`` is due
+at the pipeline; its commands go in with ``route_commands`` before the loop resumes."""
 
 LOOP_DTYPE = np.dtype(
     [
@@ -58,6 +60,7 @@ LOOP_DTYPE = np.dtype(
         ("oq_head", "<i8"), ("oq_tail", "<i8"), ("n_timers", "<i8"), ("timer_seq", "<i8"),
         ("next_sample_ts", "<i8"), ("n_equity", "<i8"),
         ("n_journal_events", "<i8"), ("n_journal_commands", "<i8"), ("n_inputs", "<i8"), ("journal_on", "<i8"),
+        ("remote", "<i8"),
     ],
     align=True,
 )
@@ -66,16 +69,23 @@ Loop = namedtuple(
     "Loop",
     [
         "st", "orders_q", "orders_q_ts", "order_last", "timer_ts", "timer_id", "timer_seq", "scratch", "out",
-        "equity", "journal_events", "journal_commands",
+        "equity", "journal_events", "journal_commands", "handoff",
     ],
 )
 
 
 def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 << 14, timer_capacity: int = 1024,
-                  equity_capacity: int = 1 << 16, journal_capacity: int = 1 << 16, journal: bool = False) -> Loop:
-    """Allocate the loop's queues and output buffers."""
+                  equity_capacity: int = 1 << 16, journal_capacity: int = 1 << 16, journal: bool = False,
+                  remote: bool = False) -> Loop:
+    """Allocate the loop's queues and output buffers.
+
+    ``remote``: the pipeline runs elsewhere (the lockstep venue server). Every input due
+    at the pipeline stops the loop with ``Status.STEP`` and waits in ``handoff[0]``; the
+    caller delivers it, hands the commands it produced to ``route_commands`` and resumes.
+    """
     st = records(1, LOOP_DTYPE)
     st["journal_on"] = int(journal)
+    st["remote"] = int(remote)
     jcap = journal_capacity if journal else 1
     return Loop(
         st=st,
@@ -90,6 +100,7 @@ def allocate_loop(order_capacity: int, intents: int, *, queue_capacity: int = 1 
         equity=records(equity_capacity, EQUITY_DTYPE),
         journal_events=records(jcap, EVENT_DTYPE),
         journal_commands=records(max(jcap, order_capacity + intents + 1) if journal else 1, JOURNAL_COMMAND_DTYPE),
+        handoff=records(1, EVENT_DTYPE),
     )
 
 
@@ -181,13 +192,13 @@ def _send_order(lp, ex, c, now: int) -> None:
 
 
 @njit(**HOT)
-def _feed(lp, p, ev, ex, on_event, params, state) -> int:
-    """Run one input through ``step``, journal it, and route its commands.
+def _route(lp, ex, ev, n_out: int) -> int:
+    """Journal input ``ev`` with the ``n_out`` commands it produced (in ``lp.out``), and send
+    them on: orders onto their venue's channel, timers to the clock.
 
-    Returns how many commands ``step`` produced, or ``-status`` when a queue is full.
+    Returns ``n_out``, or ``-status`` when a queue is full.
     """
     st = lp.st[0]
-    n_out = step(p, ev, lp.out, on_event, params, state)
     index = st.n_inputs
     st.n_inputs = index + 1
     if st.journal_on != 0:
@@ -224,6 +235,27 @@ def _feed(lp, p, ev, ex, on_event, params, state) -> int:
             st.timer_seq += 1
             st.n_timers += 1
     return n_out
+
+
+@njit(**HOT)
+def _feed(lp, p, ev, ex, on_event, params, state) -> int:
+    """Run one input through ``step`` and route its commands (``_route``); with a remote
+    pipeline, park it in ``handoff`` instead and stop the loop.
+
+    Returns how many commands ``step`` produced, or ``-status`` when the loop must stop.
+    """
+    if lp.st[0].remote != 0:
+        lp.handoff[0] = ev
+        return -5  # Status.STEP
+    return _route(lp, ex, ev, step(p, ev, lp.out, on_event, params, state))
+
+
+@njit(**KERNEL)
+def route_commands(lp, ex, n_out: int) -> int:
+    """Take the commands a remote pipeline produced for ``handoff[0]`` (in ``lp.out[:n_out]``)
+    exactly as ``_feed`` takes those of a local one; return 0 or a ``Status`` to stop on."""
+    sent = _route(lp, ex, lp.handoff[0], n_out)
+    return -sent if sent < 0 else 0
 
 
 @njit(**HOT)

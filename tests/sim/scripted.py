@@ -43,6 +43,7 @@ from framework.events import (
 )
 from framework.journal import JOURNAL_COMMAND_DTYPE, JournalHasher, JournalWriter, read_journal
 from framework.state import Pipeline, PipelineSpec, allocate
+from framework.stepper import Stepper
 from framework.strategy_api import cancel_order, modify_order, set_timer, submit_order
 from sim.backtest import Backtest, BacktestResult, Strategy
 from sim.exchange import Exchange, allocate_exchange
@@ -322,7 +323,7 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
                  split_at: list[int] | None = None, journal_path=None, n_instruments: int = 1,
                  instrument_limits: dict | None = None, portfolio_limits: dict | None = None,
                  execution: dict | None = None, faults=(0.0, 0.0, 0.0), fault_seed: int = 0,
-                 venues: list[dict] | None = None) -> Run:
+                 venues: list[dict] | None = None, remote: bool = False) -> Run:
     """Run one backtest of any strategy kernel over ``events`` (copied: the loop writes ``ts_recv``).
 
     The events go to the loop in chunks of ``chunk_rows`` rows, or cut at the row indices
@@ -333,7 +334,9 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
     exchange's injected fault rates (``sim_params``), drawn from a stream seeded by ``fault_seed``.
     ``venues`` runs several venues (ids 0, 1, ...) and routes orders between them: one dict per
     venue with ``maker``/``taker`` fee rates and ``order_ns``/``response_ns``/``feed_ns``
-    latencies, each defaulting to ``fees`` and ``latency``.
+    latencies, each defaulting to ``fees`` and ``latency``. ``remote`` steps the pipeline outside
+    the loop, as the lockstep venue server does: the loop stops at every input and a
+    ``Stepper`` on the same pipeline answers it from Python.
     """
     assert events.dtype == EVENT_DTYPE
     assert np.all((events["instrument_id"] >= 0) & (events["instrument_id"] < n_instruments))
@@ -361,9 +364,11 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
     ex = allocate_exchange(n_instruments, order_capacity, prm, latency_streams(seed, fault_seed),
                            fill_capacity=fill_capacity)
     lp = allocate_loop(order_capacity, len(p.intents), journal=True, journal_capacity=journal_capacity,
-                       equity_capacity=equity_capacity)
+                       equity_capacity=equity_capacity, remote=remote)
     journal = CapturingHasher() if journal_path is None else JournalWriter(journal_path, {"test": "scripted"})
-    bt = Backtest(p, ex, lp, Strategy(on_event_kernel, params, state), journal)
+    stepper = Stepper(p, on_event_kernel, params, state) if remote else None
+    bt = Backtest(p, ex, lp, Strategy(on_event_kernel, params, state), journal,
+                  remote=None if stepper is None else (lambda ev: stepper.feed(ev)["command"]))
     events = events.copy()
     if split_at is not None:
         cuts = [0, *split_at, len(events)]
