@@ -5,8 +5,14 @@ file is a magic string, a JSON header, then blocks of raw records (``EVENT_DTYPE
 for inputs, ``JOURNAL_COMMAND_DTYPE`` for commands), so reading it back is a view.
 Its hash is ``sha256(sha256(all input bytes) || sha256(all command bytes))``: it
 depends only on the two streams, not on how they were cut into blocks, so runs with
-different chunk sizes can be compared. The file is written under a temporary name
-and renamed on close, so a journal on disk is always complete.
+different chunk sizes can be compared.
+
+A backtest's journal is written under a temporary name and renamed on close, so a
+journal file is always complete. A live process's journal is the first durable record
+of what happened, so it is written in place instead (``in_place=True``): every
+``flush`` hands what was written to the operating system (and ``sync`` to the disk), and
+after a crash ``read_journal(path, torn_tail="drop")`` reads everything up to the last
+whole block.
 """
 
 from __future__ import annotations
@@ -50,13 +56,14 @@ class JournalHasher:
 
 
 class JournalWriter:
-    """Write a journal file block by block; ``close`` renames it into place."""
+    """Write a journal file block by block; ``close`` renames it into place (or, ``in_place``,
+    it is written under its own name from the start and ``close`` only syncs it)."""
 
-    def __init__(self, path: str | Path, meta: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, meta: dict[str, Any], *, in_place: bool = False) -> None:
         self.path = Path(path)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._tmp = self.path if in_place else self.path.with_name(self.path.name + ".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO = open(self._tmp, "wb")
+        self._file: BinaryIO = open(self._tmp, "xb" if in_place else "wb")
         header = json.dumps({"version": 1, "event_size": EVENT_DTYPE.itemsize, **meta}, sort_keys=True).encode()
         self._file.write(MAGIC + struct.pack("<I", len(header)) + header)
         self.hasher = JournalHasher()
@@ -69,12 +76,22 @@ class JournalWriter:
                 self._file.write(struct.pack("<BQ", tag, len(block)))
                 self._file.write(np.ascontiguousarray(block).tobytes())
 
-    def close(self) -> str:
-        """Flush, move the file into place and return the journal hash."""
+    def flush(self) -> None:
+        """Hand everything written so far to the operating system (it survives a crash of
+        this process, not of the machine: see ``sync``)."""
+        self._file.flush()
+
+    def sync(self) -> None:
+        """Flush and wait until the disk has it."""
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def close(self) -> str:
+        """Flush, move the file into place and return the journal hash."""
+        self.sync()
         self._file.close()
-        os.replace(self._tmp, self.path)
+        if self._tmp != self.path:
+            os.replace(self._tmp, self.path)
         return self.hasher.hexdigest()
 
     def abort(self) -> None:
@@ -83,8 +100,14 @@ class JournalWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def read_journal(path: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Read a journal: its header, all input events and all commands."""
+def read_journal(path: str | Path, torn_tail: str = "error") -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Read a journal: its header, all input events and all commands.
+
+    ``torn_tail="drop"`` reads a journal whose writer died mid-block (a live process's,
+    written in place) up to its last whole block; by default a torn block is an error.
+    """
+    if torn_tail not in ("error", "drop"):
+        raise ValueError(f"torn_tail must be 'error' or 'drop', got {torn_tail!r}")
     path = Path(path)
     data = path.read_bytes()
     if not data.startswith(MAGIC):
@@ -95,10 +118,18 @@ def read_journal(path: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarr
     pos += hlen
     events, commands = [], []
     while pos < len(data):
+        if pos + 9 > len(data):
+            if torn_tail == "drop":
+                break
+            raise ValueError(f"{path}: corrupt block header at byte {pos} (file ends)")
         tag, n = struct.unpack_from("<BQ", data, pos)
         pos += 9
         dtype = EVENT_DTYPE if tag == _EVENTS else JOURNAL_COMMAND_DTYPE
-        if tag not in (_EVENTS, _COMMANDS) or pos + n * dtype.itemsize > len(data):
+        if tag not in (_EVENTS, _COMMANDS):
+            raise ValueError(f"{path}: corrupt block at byte {pos - 9} (tag {tag}, {n} records)")
+        if pos + n * dtype.itemsize > len(data):
+            if torn_tail == "drop":
+                break
             raise ValueError(f"{path}: corrupt block at byte {pos - 9} (tag {tag}, {n} records)")
         block = np.frombuffer(data, dtype=dtype, count=n, offset=pos)
         (events if tag == _EVENTS else commands).append(block)

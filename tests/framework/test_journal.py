@@ -114,6 +114,31 @@ def test_abort_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_in_place_journal_is_readable_while_written_and_after_a_crash(tmp_path):
+    path = tmp_path / "live.bin"
+    w = JournalWriter(path, {"mode": "live"}, in_place=True)
+    rng = np.random.default_rng(6)
+    ev1, cm1 = random_events(rng, 5), random_commands(rng, 2)
+    w.write(ev1, cm1)
+    w.flush()
+    meta, ev, cm = read_journal(path)  # no temporary name: the file is there, whole, after each flush
+    assert meta["mode"] == "live" and ev.tobytes() == ev1.tobytes() and cm.tobytes() == cm1.tobytes()
+    w.write(random_events(rng, 4), random_commands(rng, 1))
+    w.flush()
+    for cut in (1, 9, 9 + 64 * 3):  # the writer died inside a block header, a block, a later block
+        torn = tmp_path / f"torn{cut}.bin"
+        torn.write_bytes(path.read_bytes()[:-cut])
+        with pytest.raises(ValueError, match="corrupt block"):
+            read_journal(torn)
+        _, ev, cm = read_journal(torn, torn_tail="drop")
+        assert ev[:5].tobytes() == ev1.tobytes() and cm[:2].tobytes() == cm1.tobytes() and len(ev) <= 9
+    digest = w.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("torn")) == ["live.bin"]
+    assert digest == w.hasher.hexdigest()
+    with pytest.raises(FileExistsError):  # a live journal never overwrites an earlier session's
+        JournalWriter(path, {}, in_place=True)
+
+
 def test_empty_journal(tmp_path):
     path = tmp_path / "j.bin"
     digest = JournalWriter(path, {}).close()
