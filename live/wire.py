@@ -86,6 +86,10 @@ class MsgType(IntEnum):
     """No records; asks a publisher for data frames ``sequence`` .. ``aux`` of ``epoch``."""
     ACK = 6
     """No records; acknowledges commands up to ``sequence`` of sender ``publisher_id``."""
+    END = 7
+    """No records; the stream is over and ``sequence`` was its last data frame. A finite
+    stream (a lockstep session, a replayed day) says so instead of falling silent; the
+    publisher repeats it in place of heartbeats, so a subscriber that lost it still learns."""
 
 
 class RecordType(IntEnum):
@@ -168,6 +172,7 @@ _ALLOWED_RECORDS = {
     int(MsgType.HEARTBEAT): (_NONE,),
     int(MsgType.REPLAY_REQUEST): (_NONE,),
     int(MsgType.ACK): (_NONE,),
+    int(MsgType.END): (_NONE,),
 }
 _SEQUENCED = (int(MsgType.EVENTS), int(MsgType.COMMANDS))
 _REPLAY_REQUEST = int(MsgType.REPLAY_REQUEST)

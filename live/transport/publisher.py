@@ -13,7 +13,9 @@ slow-joiner problem), so subscribers ask for what they missed on the replay sock
 
 Every reply is one multipart message, so it arrives whole or not at all. Heartbeats
 on the PUB socket carry the last sequence, so a subscriber that missed the tail of
-the stream, or joined after it went quiet, notices and asks.
+the stream, or joined after it went quiet, notices and asks. A finite stream ends with
+``end()``: an END frame, repeated in place of heartbeats (and sent in answer to a
+request beyond the last sequence), so every subscriber learns where it stopped.
 
 ``publish`` is synchronous and never blocks (the engine may call it in a tight
 loop); the heartbeat and replay service run as tasks on the asyncio loop after
@@ -105,6 +107,7 @@ class Publisher:
         self._max_replay = max_replay_frames
         self._skip = skip
         self._last_send = 0.0
+        self.ended = False
         ctx = context(ctx)
         self._pub = make_socket(ctx, zmq.PUB, SNDHWM=sndhwm)
         self._router = make_socket(ctx, zmq.ROUTER)
@@ -124,6 +127,8 @@ class Publisher:
     def publish(self, records: np.ndarray) -> int:
         """Send ``records`` (EVENT_DTYPE -> EVENTS, COMMAND_DTYPE -> COMMANDS) as the
         next frame; return its sequence. Never blocks: a frame PUB drops is replayed."""
+        if self.ended:
+            raise RuntimeError(f"publisher {self.publisher_id} ended its stream at {self.last_sequence}")
         mtype = MsgType.EVENTS if record_type_of(records.dtype) == RecordType.EVENT else MsgType.COMMANDS
         seq = self.last_sequence + 1
         frame = encode_frame(
@@ -139,9 +144,19 @@ class Publisher:
         return seq
 
     def heartbeat(self) -> None:
-        """Announce the last sequence (sent by the heartbeat task when the stream is quiet)."""
-        self._send(self._control(MsgType.HEARTBEAT, self.last_sequence))
+        """Announce the last sequence (sent by the heartbeat task when the stream is quiet),
+        or, once the stream ended, that it is over."""
+        self._send(self._control(self._idle_type, self.last_sequence))
         self.counters.heartbeats += 1
+
+    def end(self) -> None:
+        """End the stream after the last published frame: nothing is published after this."""
+        self.ended = True
+        self.heartbeat()
+
+    @property
+    def _idle_type(self) -> MsgType:
+        return MsgType.END if self.ended else MsgType.HEARTBEAT
 
     def _send(self, frame: bytes) -> None:
         try:
@@ -190,7 +205,7 @@ class Publisher:
 
     def _reply(self, epoch: int, first: int, last: int) -> list[bytes]:
         if epoch == self.epoch and first > self.last_sequence:
-            return [self._control(MsgType.HEARTBEAT, self.last_sequence)]
+            return [self._control(self._idle_type, self.last_sequence)]
         oldest = self.oldest_sequence
         if epoch == self.epoch and first >= oldest:
             end = min(last, self.last_sequence, first + self._max_replay - 1)

@@ -13,7 +13,9 @@ one publisher's ``(epoch, sequence)``:
 * a heartbeat carries the publisher's last sequence, so a lost tail (or a late join)
   is a gap too, and so is a first frame numbered above 1;
 * a snapshot as of sequence S replaces everything up to S: it is delivered, buffered
-  frames up to S are dropped, and delivery continues from S + 1.
+  frames up to S are dropped, and delivery continues from S + 1;
+* an END frame says the stream stopped at sequence S: it is delivered, once, right
+  after frame S (anything missing before it is a gap like any other).
 
 Every frame is accounted for in ``SubscriberCounters``; nothing is dropped silently.
 """
@@ -78,6 +80,10 @@ class Stream:
         """Whether anything was delivered in this epoch."""
         self.pending: dict[int, tuple[Frame, bool]] = {}
         """Buffered frames beyond ``next_seq``, with whether each came from a replay."""
+        self.end: Frame | None = None
+        """The END frame of this epoch, once seen."""
+        self.ended = False
+        """Whether the END frame was delivered: the stream is over."""
 
     def accept(self, frame: Frame, from_replay: bool, out: list[Frame]) -> None:
         """Take one decoded frame of this publisher; append what can be delivered to ``out``."""
@@ -90,6 +96,11 @@ class Stream:
             self._saw(frame.sequence, frame.sequence)
         elif mtype == MsgType.SNAPSHOT:
             self._snapshot(frame, out)
+        elif mtype == MsgType.END:
+            if self.end is None:
+                self.end = frame
+                self._saw(frame.sequence, frame.sequence)
+            self._deliver_end(out)
 
     def missing(self) -> tuple[int, int] | None:
         """The first range of sequences known to exist but neither delivered nor buffered."""
@@ -107,6 +118,7 @@ class Stream:
         if self.epoch:
             self.counters.epoch_changes += 1
         self.epoch, self.next_seq, self.latest, self.started = epoch, 1, 0, False
+        self.end, self.ended = None, False
         self.pending.clear()
         return True
 
@@ -162,5 +174,13 @@ class Stream:
         while pending:
             item = pending.pop(self.next_seq, None)
             if item is None:
-                return
+                break
             self._deliver(item[0], item[1], out)
+        if self.end is not None:
+            self._deliver_end(out)
+
+    def _deliver_end(self, out: list[Frame]) -> None:
+        if not self.ended and self.next_seq > self.end.sequence:
+            self.ended = True
+            out.append(self.end)
+            self.counters.frames_delivered += 1

@@ -545,3 +545,45 @@ def test_a_snapshot_replaces_what_it_covers(n: int, data: st.DataObject) -> None
     expected = list(itertools.takewhile(lambda s: s in set(seen), itertools.count(as_of + 1)))
     assert after == expected
     assert counters.skipped_by_snapshot == as_of - last_before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 20), st.data())
+def test_an_end_frame_is_delivered_once_right_after_the_last_frame(n: int, data: st.DataObject) -> None:
+    frames = _frames(4, n)
+    end = decode_frame(encode_frame(MsgType.END, publisher_id=1, epoch=4, sequence=n))
+    arrivals = data.draw(st.permutations([*range(n), "end", "end"]), label="arrival order")
+    counters = SubscriberCounters()
+    stream = Stream(1, counters)
+    out: list[Frame] = []
+    for i in arrivals:
+        stream.accept(end if i == "end" else decode_frame(frames[i]), False, out)
+    assert [(f.msg_type, f.sequence) for f in out] == [*((MsgType.EVENTS, s) for s in range(1, n + 1)),
+                                                      (MsgType.END, n)]
+    assert stream.ended and stream.missing() is None
+
+
+def test_an_end_frame_before_what_it_follows_is_a_gap() -> None:
+    frames = _frames(4, 3)
+    stream = Stream(1, SubscriberCounters())
+    out: list[Frame] = []
+    stream.accept(decode_frame(frames[0]), False, out)
+    stream.accept(decode_frame(encode_frame(MsgType.END, publisher_id=1, epoch=4, sequence=3)), False, out)
+    assert [f.sequence for f in out] == [1] and not stream.ended
+    assert stream.missing() == (2, 3) and stream.counters.gaps_detected == 1
+    for raw in frames[1:]:
+        stream.accept(decode_frame(raw), True, out)
+    assert [f.msg_type for f in out] == [MsgType.EVENTS] * 3 + [MsgType.END] and stream.ended
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_learns_that_a_stream_ended(tmp_path: Path) -> None:
+    async with Publisher(3, f"ipc://{tmp_path}/d", f"ipc://{tmp_path}/r", heartbeat_interval=0.02) as pub:
+        async with Subscriber([Source(3, pub.data_endpoint, pub.replay_endpoint)], replay_timeout=0.05) as sub:
+            for k in range(3):
+                pub.publish(events(k))
+            pub.end()
+            with pytest.raises(RuntimeError, match="ended"):
+                pub.publish(events(9))
+            got = [await asyncio.wait_for(sub.recv(), 5) for _ in range(4)]
+    assert [(f.msg_type, f.sequence) for f in got] == [*((MsgType.EVENTS, s) for s in (1, 2, 3)), (MsgType.END, 3)]

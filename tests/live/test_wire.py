@@ -137,7 +137,7 @@ def test_every_command_kind_round_trips_bit_exact() -> None:
                       sequence=2**64 - 1, aux=2**64 - 1, ts_send=2**63 - 1)
 
 
-@pytest.mark.parametrize("mtype", [MsgType.HEARTBEAT, MsgType.ACK, MsgType.REPLAY_REQUEST])
+@pytest.mark.parametrize("mtype", [MsgType.HEARTBEAT, MsgType.ACK, MsgType.REPLAY_REQUEST, MsgType.END])
 def test_control_frames_round_trip(mtype: MsgType) -> None:
     raw = encode_frame(mtype, publisher_id=1, epoch=5, sequence=7, aux=9, flags=FrameFlag.NACK)
     frame = decode_frame(raw)
