@@ -111,22 +111,32 @@ def pipeline_spec(cfg: DictConfig, instruments: dict[str, int]) -> PipelineSpec:
     )
 
 
-def build_backtest(
-    cfg: DictConfig, data: PreparedData, journal: JournalWriter | JournalHasher | None, model: LoadedOnnx | None = None
-) -> Backtest:
-    """Allocate every part of a backtest for ``cfg`` over ``data``; ``model`` goes to a strategy that takes one."""
+def build_strategy(cfg: DictConfig, instruments: dict[str, int], model: LoadedOnnx | None = None) -> Strategy:
+    """The configured strategy's kernel, parameter record and fresh state; ``model`` goes to a
+    strategy that takes one."""
     module = load_strategy(cfg.strategy.name)
     params = build_params(module.Params, OmegaConf.to_container(cfg.strategy.params, resolve=True))
-    sparams, sstate = module.make(params, data.instruments) if model is None else module.make(
-        params, data.instruments, model
-    )
+    sparams, sstate = module.make(params, instruments) if model is None else module.make(params, instruments, model)
+    return Strategy(module.on_event, sparams, sstate)
+
+
+def build_backtest(
+    cfg: DictConfig, data: PreparedData, journal: JournalWriter | JournalHasher | None, model: LoadedOnnx | None = None,
+    *, remote: bool = False,
+) -> Backtest:
+    """Allocate every part of a backtest for ``cfg`` over ``data``; ``model`` goes to a strategy that takes one.
+
+    ``remote``: the pipeline runs elsewhere (the lockstep venue server): the loop stops at
+    every input due at it (``Backtest.run_async``)."""
+    strategy = build_strategy(cfg, data.instruments, model)
     spec = pipeline_spec(cfg, data.instruments)
     prm = sim_params(cfg)
     rng = latency_streams(cfg.sim.latency.seed, cfg.sim.faults.seed)
     exchange = allocate_exchange(spec.n_instruments, spec.order_capacity, prm, rng,
                                  report_capacity=cfg.sim.queue_capacity)
-    loop = allocate_loop(spec.order_capacity, 64, queue_capacity=cfg.sim.queue_capacity, journal=journal is not None)
-    return Backtest(allocate(spec), exchange, loop, Strategy(module.on_event, sparams, sstate), journal)
+    loop = allocate_loop(spec.order_capacity, 64, queue_capacity=cfg.sim.queue_capacity, journal=journal is not None,
+                         remote=remote)
+    return Backtest(allocate(spec), exchange, loop, strategy, journal)
 
 
 def counters_of(bt: Backtest) -> dict[str, int]:
@@ -148,7 +158,8 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
     model = strategy_model(cfg)
     journal: JournalWriter | JournalHasher | None = None
     if cfg.journal:
-        header = {"strategy": cfg.strategy.name, "data": data.description, **model_meta(model)}
+        header = {"strategy": cfg.strategy.name, "data": data.description, **model_meta(model),
+                  "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}
         journal = JournalWriter(out_dir / "journal.bin", header)
     bt = build_backtest(cfg, data, journal, model)
     chunks = data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)

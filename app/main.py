@@ -8,11 +8,11 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-MODES = ("backtest", "train", "promote")
+MODES = ("backtest", "train", "promote", "parity", "lockstep", "paper", "live")
 
 
-def _run_mode(mode: str, cfg: DictConfig, out_dir: Path) -> tuple[dict, str]:
-    """Run ``mode``; return its metrics and the config key naming its objective.
+def _run_mode(mode: str, cfg: DictConfig, out_dir: Path) -> tuple[dict, str | None]:
+    """Run ``mode``; return its metrics and the config key naming its objective (None: it has none).
 
     Runners are imported here, so that a backtest does not pay for importing the
     training stack (MLflow, scikit-learn, XGBoost, onnxruntime).
@@ -25,6 +25,14 @@ def _run_mode(mode: str, cfg: DictConfig, out_dir: Path) -> tuple[dict, str]:
         from app.train import run_train
 
         return run_train(cfg, out_dir), "model.objective"
+    if mode == "parity":
+        from app.parity import run_parity
+
+        return run_parity(cfg, out_dir), "objective"
+    if mode in ("lockstep", "paper", "live"):
+        from app.live import run_live
+
+        return run_live(cfg, out_dir), None
     from app.promote import run_promote
 
     return run_promote(cfg, out_dir), "objective"
@@ -44,15 +52,21 @@ def run(cfg: DictConfig) -> float:
         raise ValueError(f"mode.name: {mode!r} is not available; expected one of {MODES}")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     verdicts: tuple[type[Exception], ...] = ()
-    if mode != "backtest":
+    if mode in ("train", "promote"):
         from models.onnx_export import OnnxParityError
         from models.promotion import PromotionRefused
 
         verdicts = (PromotionRefused, OnnxParityError)
+    elif mode in ("lockstep", "paper", "live"):
+        from app.live import SessionFailed
+
+        verdicts = (SessionFailed,)
     try:
         metrics, key = _run_mode(mode, cfg, out_dir)
     except verdicts as e:
         raise SystemExit(f"{mode}: {e}") from None
+    if key is None:
+        return math.nan
     objective = OmegaConf.select(cfg, key)
     value = metrics.get(objective)
     if value is None:

@@ -308,6 +308,105 @@ class ModelConfig:
 
 
 @dataclass
+class ParityConfig:
+    """The parity harness (app/parity.py, docs/concepts/parity.md)."""
+
+    journal: str | None = None
+    """Replay this recorded journal (from any mode) instead of checking the configured backtest."""
+
+
+class TopologyName(Enum):
+    single = 0
+    multi = 1
+
+
+class TransportName(Enum):
+    ipc = 0
+    tcp = 1
+
+
+class LiveVenueName(Enum):
+    sim = 0
+    binance = 1
+
+
+@dataclass
+class CpuConfig:
+    """Cores each process is pinned to (``os.sched_setaffinity``); empty: not pinned.
+    In the single topology the engine's cores pin the one process that runs it all."""
+
+    engine: list[int] = field(default_factory=list)
+    market_data: list[int] = field(default_factory=list)
+    gateway: list[int] = field(default_factory=list)
+    venue: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PaperConfig:
+    """How the simulated venue server plays the data on wall-clock time (mode=paper)."""
+
+    speed: float = 1.0
+    """Data time per wall-clock time: 1 plays the data at its own pace, 10 ten times faster."""
+    max_batch: int = 256
+    """Most data rows published in one frame when several are due at once."""
+
+
+@dataclass
+class BinanceLiveConfig:
+    """The Binance venue of mode=live (live/venues/binance): market data and order entry."""
+
+    symbols: list[str] = field(default_factory=lambda: ["BTCUSDT"])
+    """Binance symbols; instrument ids follow the list's order. Strategy instruments name them."""
+    market: str = "futures"
+    """futures (USD-M) or spot."""
+    testnet: bool = True
+    """Order entry on Binance's testnet (a real venue only with testnet=false)."""
+    ws_url: str | None = None
+    """Market-data WebSocket base (null: Binance's own for the market)."""
+    depth_rest_url: str | None = None
+    """Order-book snapshot endpoint (null: Binance's own)."""
+    rest_url: str | None = None
+    """Order-entry REST base (null: Binance's own, or its testnet's)."""
+    channels: list[str] = field(default_factory=lambda: ["depth@0ms", "bookTicker", "trade"])
+    api_key_env: str = "BINANCE_API_KEY"
+    api_secret_env: str = "BINANCE_API_SECRET"
+    secrets_file: str | None = None
+    """A JSON file with api_key and api_secret (mode 0600), instead of the environment."""
+    poll_interval_s: float = 0.5
+
+
+@dataclass
+class LiveConfig:
+    """The live runtime (live/, app/live.py): topology, transport, venue and stopping."""
+
+    topology: TopologyName = TopologyName.single
+    transport: TransportName = TransportName.ipc
+    ipc_dir: str | None = None
+    """Folder of the Unix sockets (null: a new private folder under the temp dir)."""
+    tcp_host: str = "127.0.0.1"
+    tcp_base_port: int = 57100
+    venue: LiveVenueName = LiveVenueName.sim
+    """Where orders go: the simulated venue server (paper, lockstep) or a real venue."""
+    duration_s: float | None = None
+    """Stop after this long (null: until SIGTERM, or until a lockstep session ends)."""
+    shutdown_timeout_s: float = 5.0
+    """On stopping, how long to wait for the venue to confirm the cancels."""
+    journal_flush_s: float = 0.05
+    journal_sync_s: float = 1.0
+    heartbeat_s: float = 0.25
+    lockstep_timeout_s: float = 600.0
+    """How long the lockstep server waits for the engine's answer to one input (the first
+    includes the engine's start, compilation included)."""
+    end_linger_s: float = 30.0
+    """How long a finished simulated venue keeps serving replays of its last frames."""
+    start_timeout_s: float = 900.0
+    """How long the supervisor waits for a process of the session to be ready."""
+    cpus: CpuConfig = field(default_factory=CpuConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    binance: BinanceLiveConfig = field(default_factory=BinanceLiveConfig)
+
+
+@dataclass
 class RunConfig:
     mode: ModeConfig = field(default_factory=ModeConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
@@ -316,6 +415,8 @@ class RunConfig:
     risk: RiskConfig = field(default_factory=RiskConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     venue: VenuesConfig = field(default_factory=VenuesConfig)
+    parity: ParityConfig = field(default_factory=ParityConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     initial_capital: float = 1_000_000.0

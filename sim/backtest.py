@@ -62,8 +62,8 @@ class Backtest:
 
     def __init__(self, pipeline: Pipeline, exchange: Exchange, loop: Loop, strategy: Strategy,
                  journal: JournalWriter | JournalHasher | None = None, remote: RemoteStep | None = None) -> None:
-        if (remote is not None) != bool(loop.st["remote"][0]):
-            raise ValueError("a remote pipeline needs a loop allocated with remote=True, and only it")
+        if remote is not None and not loop.st["remote"][0]:
+            raise ValueError("a remote pipeline needs a loop allocated with remote=True")
         self.p = pipeline
         self.remote = remote
         self.ex = exchange
@@ -145,12 +145,12 @@ class Backtest:
 
         With a remote pipeline (``remote=True`` loops), ``remote`` of the constructor
         steps each input."""
+        if self.remote is None and self.lp.st["remote"][0]:
+            raise RuntimeError("this loop steps a remote pipeline: give the Backtest `remote`, or use run_async")
         sim = self.simulate(chunks, progress)
         try:
             due = next(sim)
             while True:
-                if self.remote is None:
-                    raise RuntimeError("this loop steps a remote pipeline: construct the Backtest with `remote`")
                 due = sim.send(self.remote(due))
         except StopIteration as done:
             return done.value

@@ -97,6 +97,12 @@ class Subscriber:
             self.pump()
         return self._ready.popleft() if self._ready else None
 
+    async def wait(self) -> None:
+        """Wait until a socket may hold a message, or an outstanding replay request is due
+        to be sent again; spurious returns are allowed. For loops that read with
+        ``recv_nowait`` and stamp the time each frame was taken."""
+        await wait_readable(self._sockets, self._poll_timeout())
+
     async def __aiter__(self) -> AsyncIterator[Frame]:
         while True:
             yield await self.recv()
@@ -165,6 +171,11 @@ class Subscriber:
         if not self._deadline:
             return None
         return max(0.001, min(self._deadline.values()) - now())
+
+    @property
+    def publisher_ids(self) -> list[int]:
+        """The publishers this subscriber follows."""
+        return list(self._streams)
 
     def position(self, publisher_id: int) -> tuple[int, int]:
         """(epoch, last delivered sequence) of a publisher's stream."""

@@ -60,8 +60,10 @@ def test_shipped_strategies_run_remotely_as_in_the_loop(which, knobs, opts):
 def test_a_remote_loop_needs_its_pipeline_and_only_it_has_one():
     plan = build_script({"seed": 1, "n_orders": 1, "horizon": 5})
     strategy = Strategy(on_event, plan, new_state(len(plan)))
-    with pytest.raises(ValueError, match="remote"):
-        Backtest(None, None, allocate_loop(256, 64, remote=True), strategy)
+    events = make_quotes([(10**18, 99, 1, 101, 1)])
+    bt = Backtest(None, None, allocate_loop(256, 64, remote=True), strategy)
+    with pytest.raises(RuntimeError, match="remote"):
+        bt.run([events])
     with pytest.raises(ValueError, match="remote"):
         Backtest(None, None, allocate_loop(256, 64), strategy, remote=lambda ev: ev)
 

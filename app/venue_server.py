@@ -1,0 +1,108 @@
+"""The simulated venue served over ZeroMQ: the simulated exchange as a separate process.
+
+``sim/`` holds the exchange and the loop; ``live/`` the transport. This module joins
+them (only ``app/`` may know both) into the server a live runtime trades against:
+
+* lockstep (``serve_lockstep``): the backtest loop itself, with a remote pipeline
+  (``sim.backtest.Backtest.run_async``). Each input due at the pipeline (market data
+  as the strategy receives it, a report, a timer) is published, market data on the
+  market-data stream and everything else on the report stream, and the server waits
+  for the engine's answer (one command frame) before simulated time moves on. Same
+  merge, same models, same random streams as a backtest: the orders and fills must be
+  the backtest's, bit for bit.
+* paper (``serve_paper``): the same exchange on wall-clock time: data rows are played
+  at their pace (``speed`` times faster), restamped to now; commands are applied as
+  they arrive; reports are published as the exchange makes them.
+
+Both write ``fills.parquet`` and ``venue.json`` (counters) into the run folder, end
+their streams (END frames) when the data is exhausted, and keep serving replays
+until told to stop, so that a subscriber that missed the end can still recover it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import structlog
+from omegaconf import DictConfig
+
+from app.backtest import build_backtest
+from app.data_source import prepare
+from app.endpoints import SIM_MARKET_DATA, SIM_REPORTS, Endpoints
+from app.model_source import strategy_model
+from framework.events import EventKind
+from live.transport import CommandReceiver, Publisher
+
+log = structlog.get_logger("app.venue_server")
+
+_MARKET = np.zeros(256, bool)
+_MARKET[[EventKind.TRADE, EventKind.QUOTE, EventKind.BOOK_DELTA, EventKind.BOOK_SNAPSHOT, EventKind.BAR]] = True
+
+
+class LockstepTimeout(RuntimeError):
+    """The engine did not answer an input in time: it is gone or stuck."""
+
+
+async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event) -> dict:
+    """Run the configured backtest with the pipeline at the other end of ``ep``; return its summary."""
+    data = prepare(cfg.data)
+    bt = build_backtest(cfg, data, None, strategy_model(cfg), remote=True)
+    timeout = float(cfg.live.lockstep_timeout_s)
+    heartbeat = float(cfg.live.heartbeat_s)
+    async with (
+        Publisher(SIM_MARKET_DATA, ep.sim_md, ep.sim_md_replay, heartbeat_interval=heartbeat,
+                  name="sim.market_data") as md,
+        Publisher(SIM_REPORTS, ep.sim_reports, ep.sim_reports_replay, heartbeat_interval=heartbeat,
+                  name="sim.reports") as reports,
+    ):
+        with CommandReceiver(ep.sim_commands, name="sim.commands") as commands:
+
+            async def remote(due: np.ndarray) -> np.ndarray:
+                (md if _MARKET[due["kind"][0]] else reports).publish(due)
+                try:
+                    frame = await asyncio.wait_for(commands.recv(), timeout)
+                except TimeoutError:
+                    raise LockstepTimeout(f"no answer from the engine within live.lockstep_timeout_s={timeout} s "
+                                          f"(input kind {int(due['kind'][0])} at ts_recv {int(due['ts_recv'][0])})")
+                return frame.records
+
+            t0 = time.perf_counter()
+            result = await bt.run_async(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows), remote)
+            md.end()
+            reports.end()
+            summary = {
+                "mode": "lockstep",
+                "inputs": result.n_inputs,
+                "data_rows": result.n_events,
+                "fills": len(result.fills),
+                "seconds": time.perf_counter() - t0,
+                "market_data": md.counters.as_dict(),
+                "reports": reports.counters.as_dict(),
+                "commands": commands.counters.as_dict(),
+                "command_rejects": dict(commands.rejects.counts),
+            }
+            _write(out_dir, result.fills, summary)
+            log.info("lockstep session done", inputs=result.n_inputs, fills=len(result.fills))
+            await _linger(stop, float(cfg.live.end_linger_s))
+    return summary
+
+
+async def _linger(stop: asyncio.Event, seconds: float) -> None:
+    """Keep serving replays (of the END frames above all) until stopped or ``seconds`` pass."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+def _write(out_dir: Path, fills: np.ndarray, summary: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(fills).to_parquet(out_dir / "fills.parquet")
+    tmp = out_dir / "venue.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=int))
+    tmp.replace(out_dir / "venue.json")

@@ -1,0 +1,89 @@
+"""The engine's links to other processes over ZeroMQ: a market-data feed and a venue.
+
+Both are what an engine uses when the thing it talks to runs elsewhere: the
+market-data service and the venue gateway of the multi-process topology, or the
+simulated venue server (which is both). Each has the same two-method shape as the
+in-process adapters, so the runtime does not care which it has:
+
+* ``run(deliver)``: read frames until the stream ends or the task is cancelled, and
+  call ``deliver(records, t_received_ns)`` for each (``t_received_ns`` is
+  ``time.perf_counter_ns()`` when the frame was taken from the socket, for the
+  tick-to-order latency);
+* ``send(commands)`` (venues only): queue commands for the venue; never blocks.
+
+Everything the transport rejects is counted and logged there; the link only passes on
+what arrived whole and in order. A SNAPSHOT frame (the publisher could not replay
+what was lost) is delivered like data: for market data it carries the current book;
+the loss is visible in the subscriber's counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from live.transport import CommandSender, Source, Subscriber
+from live.wire import MsgType
+
+Deliver = Callable[[np.ndarray, int], None]
+"""Takes a batch of EVENT_DTYPE records and the ``perf_counter_ns`` time they were received."""
+
+
+async def _pump(subscriber: Subscriber, deliver: Deliver) -> None:
+    """Deliver every frame of ``subscriber`` until all its publishers ended their streams."""
+    live = set(subscriber.publisher_ids)
+    while live:
+        t_received = time.perf_counter_ns()
+        frame = subscriber.recv_nowait()
+        if frame is None:
+            await subscriber.wait()
+            continue
+        if frame.msg_type == MsgType.END:
+            live.discard(frame.publisher_id)
+        elif len(frame.records):
+            deliver(frame.records, t_received)
+
+
+class ZmqFeed:
+    """Market data published by other processes (a market-data service, a simulated venue)."""
+
+    def __init__(self, sources: Sequence[Source], *, name: str = "feed", **subscriber_options) -> None:
+        self.subscriber = Subscriber(sources, name=name, **subscriber_options)
+
+    async def run(self, deliver: Deliver) -> None:
+        """Deliver frames until every source ended its stream."""
+        await _pump(self.subscriber, deliver)
+
+    def close(self) -> None:
+        """Close the sockets."""
+        self.subscriber.close()
+
+
+class ZmqVenue:
+    """A venue reached over ZeroMQ: commands on the acknowledged path, reports by PUB/SUB."""
+
+    def __init__(self, sender_id: int, command_endpoint: str, reports: Sequence[Source], *, name: str = "venue",
+                 **subscriber_options) -> None:
+        self.sender = CommandSender(sender_id, command_endpoint, name=f"{name}.commands")
+        self.subscriber = Subscriber(reports, name=f"{name}.reports", **subscriber_options)
+
+    def send(self, commands: np.ndarray) -> None:
+        """Queue ``commands`` (COMMAND_DTYPE) as one frame; an empty one is sent too (lockstep
+        answers every input, commands or not)."""
+        self.sender.send(commands)
+
+    async def run(self, deliver: Deliver) -> None:
+        """Deliver reports until the venue ended its stream; keep the command path acknowledged."""
+        await self.sender.start()
+        await _pump(self.subscriber, deliver)
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until the venue has every command sent so far."""
+        return await self.sender.flush(timeout)
+
+    async def close(self) -> None:
+        """Close the sockets (commands not yet acknowledged are dropped)."""
+        await self.sender.close()
+        self.subscriber.close()
