@@ -28,7 +28,7 @@ def _run_mode(mode: str, cfg: DictConfig, out_dir: Path) -> tuple[dict, str | No
     if mode == "parity":
         from app.parity import run_parity
 
-        return run_parity(cfg, out_dir), "objective"
+        return run_parity(cfg, out_dir), None
     if mode in ("lockstep", "paper", "live"):
         from app.live import run_live
 

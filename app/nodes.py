@@ -141,11 +141,15 @@ def _link_counters(feed: object, venue: object) -> dict:
 
 async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -> dict:
     """The market-data service: the venue's feed in, one sequenced stream out."""
-    from app.live_build import venue_feed
     from live.links import ZmqFeed
     from live.transport import Publisher
 
-    upstream = ZmqFeed([ep.sim_market_data()], name="md.upstream") if uses_sim_venue(cfg) else venue_feed(cfg)
+    if uses_sim_venue(cfg):
+        upstream = ZmqFeed([ep.sim_market_data()], name="md.upstream")
+    else:
+        from app.live_build import venue_feed
+
+        upstream = venue_feed(cfg)
     async with Publisher(MARKET_DATA_SERVICE, ep.md, ep.md_replay, heartbeat_interval=cfg.live.heartbeat_s,
                          name="md") as pub:
         ended = await _until_done_or_stopped(upstream.run(lambda records, _t: pub.publish(records)), stop)
@@ -159,13 +163,14 @@ async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -
 
 async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -> dict:
     """The venue gateway: commands from the engine to the venue, reports back, one frame for one."""
-    from app.live_build import venue_execution
     from live.links import ZmqVenue
     from live.transport import CommandReceiver, Publisher
 
     if uses_sim_venue(cfg):
         venue = ZmqVenue(GATEWAY_SENDER, ep.sim_commands, [ep.sim_reports_source()], name="gw.venue")
     else:
+        from app.live_build import venue_execution
+
         venue = venue_execution(cfg)
     async with Publisher(GATEWAY_REPORTS, ep.gw_reports, ep.gw_reports_replay, heartbeat_interval=cfg.live.heartbeat_s,
                          name="gw.reports") as pub:

@@ -313,6 +313,12 @@ class ParityConfig:
 
     journal: str | None = None
     """Replay this recorded journal (from any mode) instead of checking the configured backtest."""
+    topologies: list[str] = field(default_factory=lambda: ["single", "multi"])
+    """Lockstep topologies checked against the backtest (level 3); empty skips the level."""
+    paper_s: float = 3.0
+    """Length of the paper session whose journal is replayed (level 2); 0 skips it."""
+    paper_speed: float = 100.0
+    """Data time per wall-clock time in that paper session."""
 
 
 class TopologyName(Enum):
