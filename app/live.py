@@ -34,7 +34,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from app.endpoints import Endpoints, remove_ipc_files
-from app.nodes import is_multi, pin, run_engine, uses_sim_venue, write_json
+from app.nodes import EngineNode, is_multi, pin, uses_sim_venue, write_json
 
 LIVE_MODES = ("lockstep", "paper", "live")
 
@@ -76,15 +76,18 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         try:
-            if uses_sim_venue(self.cfg):
-                await self._start("venue")
             if is_multi(self.cfg):
-                await self._start("gateway")
-                await self._start("market_data")
-                await self._start("engine")
+                for role in ("engine", "gateway", "market_data"):
+                    await self._start(role)
+                if uses_sim_venue(self.cfg):
+                    await self._start("venue")
                 await self._watch_engine_child()
             else:
-                await self._engine_here()
+                pin(list(self.cfg.live.cpus.engine), "engine")
+                node = EngineNode(self.cfg, self.ep, self.out_dir / "engine")  # compiled before the venue starts
+                if uses_sim_venue(self.cfg):
+                    await self._start("venue")
+                await self._engine_here(node)
         finally:
             await self._stop_children()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,6 +95,7 @@ class Supervisor:
         return self._summaries()
 
     async def _start(self, role: str) -> None:
+        """Start ``role`` and wait until it says it is ready (or fails)."""
         folder = self.out_dir / role
         folder.mkdir(parents=True, exist_ok=True)
         logfile = open(folder / f"{role}.log", "wb")  # noqa: SIM115 - the child writes it for its whole life
@@ -101,11 +105,22 @@ class Supervisor:
             stdout=logfile, stderr=logfile, cwd=Path(__file__).resolve().parents[1], env=os.environ.copy(),
         )
         logfile.close()
+        ready = folder / f"{role}.ready"
+        deadline = time.monotonic() + float(self.cfg.live.start_timeout_s)
+        while not ready.exists():
+            proc = self.children[role]
+            if proc.returncode is not None:
+                raise SessionFailed(self._failure_text(role, proc.returncode))
+            if time.monotonic() > deadline or self.stop.is_set():
+                raise SessionFailed(f"the {role} process was not ready within live.start_timeout_s="
+                                    f"{self.cfg.live.start_timeout_s} s" if not self.stop.is_set()
+                                    else f"stopped while the {role} process was starting")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.05)
 
-    async def _engine_here(self) -> None:
+    async def _engine_here(self, node: EngineNode) -> None:
         """Single topology: the engine runs in this process, watched for its peers' failure."""
-        pin(list(self.cfg.live.cpus.engine), "engine")
-        engine = asyncio.create_task(run_engine(self.cfg, self.ep, self.out_dir / "engine", self.stop))
+        engine = asyncio.create_task(node.run(self.stop))
         watcher = asyncio.create_task(self._watch_children(exclude=()))
         try:
             done, _ = await asyncio.wait([engine, watcher], return_when=asyncio.FIRST_COMPLETED)

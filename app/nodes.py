@@ -35,6 +35,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,40 +88,45 @@ def is_multi(cfg: DictConfig) -> bool:
 # -- the roles --------------------------------------------------------------------------------------
 
 
-async def run_engine(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event) -> dict:
-    """The engine: build the pipeline and its links for the topology, run until stopped."""
-    from app.live_build import build_engine
-    from live.links import ZmqFeed, ZmqVenue
-    from live.runtime import Runtime, RuntimeConfig
+class EngineNode:
+    """The engine with its links, built (and compiled) before anything trades."""
 
-    engine = build_engine(cfg, out_dir)
-    if is_multi(cfg):
-        feed = ZmqFeed([ep.market_data_service()], name="engine.feed")
-        venue = ZmqVenue(ENGINE_SENDER, ep.gw_commands, [ep.gateway_reports()], name="engine.venue")
-    elif uses_sim_venue(cfg):
-        feed = ZmqFeed([ep.sim_market_data()], name="engine.feed")
-        venue = ZmqVenue(ENGINE_SENDER, ep.sim_commands, [ep.sim_reports_source()], name="engine.venue")
-    else:
-        from app.live_build import venue_execution, venue_feed
+    def __init__(self, cfg: DictConfig, ep: Endpoints, out_dir: Path) -> None:
+        from app.live_build import build_engine
+        from live.links import ZmqFeed, ZmqVenue
+        from live.runtime import Runtime, RuntimeConfig
 
-        feed, venue = venue_feed(cfg), venue_execution(cfg)
-    live = cfg.live
-    runtime = Runtime(engine, feed, venue, RuntimeConfig(
-        lockstep=is_lockstep(cfg), duration_s=live.duration_s, journal_flush_s=live.journal_flush_s,
-        journal_sync_s=live.journal_sync_s, shutdown_timeout_s=live.shutdown_timeout_s,
-    ))
-    try:
-        summary = await runtime.run(stop)
-    finally:
-        for link in (feed, venue):
-            closing = getattr(link, "close", None)
-            if closing is not None:
-                with contextlib.suppress(Exception):
-                    result = closing()
-                    if asyncio.iscoroutine(result):
-                        await result
-    summary["links"] = _link_counters(feed, venue)
-    return summary
+        engine = build_engine(cfg, out_dir)
+        if is_multi(cfg):
+            self.feed = ZmqFeed([ep.market_data_service()], name="engine.feed")
+            self.venue = ZmqVenue(ENGINE_SENDER, ep.gw_commands, [ep.gateway_reports()], name="engine.venue")
+        elif uses_sim_venue(cfg):
+            self.feed = ZmqFeed([ep.sim_market_data()], name="engine.feed")
+            self.venue = ZmqVenue(ENGINE_SENDER, ep.sim_commands, [ep.sim_reports_source()], name="engine.venue")
+        else:
+            from app.live_build import venue_execution, venue_feed
+
+            self.feed, self.venue = venue_feed(cfg), venue_execution(cfg)
+        live = cfg.live
+        self.runtime = Runtime(engine, self.feed, self.venue, RuntimeConfig(
+            lockstep=is_lockstep(cfg), duration_s=live.duration_s, journal_flush_s=live.journal_flush_s,
+            journal_sync_s=live.journal_sync_s, shutdown_timeout_s=live.shutdown_timeout_s,
+        ))
+
+    async def run(self, stop: asyncio.Event) -> dict:
+        """Trade until stopped (or the session ends); return the summary."""
+        try:
+            summary = await self.runtime.run(stop)
+        finally:
+            for link in (self.feed, self.venue):
+                closing = getattr(link, "close", None)
+                if closing is not None:
+                    with contextlib.suppress(Exception):
+                        result = closing()
+                        if asyncio.iscoroutine(result):
+                            await result
+        summary["links"] = _link_counters(self.feed, self.venue)
+        return summary
 
 
 def _link_counters(feed: object, venue: object) -> dict:
@@ -139,7 +145,7 @@ def _link_counters(feed: object, venue: object) -> dict:
     return out
 
 
-async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -> dict:
+async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready: Callable[[], None]) -> dict:
     """The market-data service: the venue's feed in, one sequenced stream out."""
     from live.links import ZmqFeed
     from live.transport import Publisher
@@ -152,6 +158,7 @@ async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -
         upstream = venue_feed(cfg)
     async with Publisher(MARKET_DATA_SERVICE, ep.md, ep.md_replay, heartbeat_interval=cfg.live.heartbeat_s,
                          name="md") as pub:
+        ready()
         ended = await _until_done_or_stopped(upstream.run(lambda records, _t: pub.publish(records)), stop)
         if ended:
             pub.end()
@@ -161,7 +168,7 @@ async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -
     return {"published": counters, "upstream": _link_counters(upstream, None)}
 
 
-async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -> dict:
+async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready: Callable[[], None]) -> dict:
     """The venue gateway: commands from the engine to the venue, reports back, one frame for one."""
     from live.links import ZmqVenue
     from live.transport import CommandReceiver, Publisher
@@ -182,6 +189,7 @@ async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event) -> di
                     venue.send(frame.records)
 
             forwarder = asyncio.create_task(forward())
+            ready()
             try:
                 ended = await _until_done_or_stopped(venue.run(lambda records, _t: pub.publish(records)), stop)
                 if ended:
@@ -217,15 +225,16 @@ async def _drain(commands, venue, seconds: float = 1.0) -> None:
         venue.send(frame.records)
 
 
-async def run_venue(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event) -> dict:
+async def run_venue(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event,
+                    ready: Callable[[], None]) -> dict:
     """The simulated venue server, lockstep or paper."""
     if is_lockstep(cfg):
         from app.venue_server import serve_lockstep
 
-        return await serve_lockstep(cfg, ep, out_dir, stop)
+        return await serve_lockstep(cfg, ep, out_dir, stop, ready)
     from app.venue_server import serve_paper
 
-    return await serve_paper(cfg, ep, out_dir, stop)
+    return await serve_paper(cfg, ep, out_dir, stop, ready)
 
 
 async def _until_done_or_stopped(work, stop: asyncio.Event) -> bool:
@@ -261,16 +270,27 @@ def _close(link: object) -> None:
 # -- running one role -------------------------------------------------------------------------------
 
 
+def mark_ready(out_dir: Path, role: str) -> None:
+    """Tell the supervisor this process is ready (bound, connected, compiled)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{role}.ready").touch()
+
+
 async def run_role(role: str, cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event) -> dict:
     """Run ``role`` until it is done or ``stop`` is set; return its summary."""
     if role == "engine":
-        return await run_engine(cfg, ep, out_dir, stop)
+        node = EngineNode(cfg, ep, out_dir)
+        mark_ready(out_dir, role)
+        return await node.run(stop)
+    def ready() -> None:
+        mark_ready(out_dir, role)
+
     if role == "market_data":
-        return await run_market_data(cfg, ep, stop)
+        return await run_market_data(cfg, ep, stop, ready)
     if role == "gateway":
-        return await run_gateway(cfg, ep, stop)
+        return await run_gateway(cfg, ep, stop, ready)
     if role == "venue":
-        return await run_venue(cfg, ep, out_dir, stop)
+        return await run_venue(cfg, ep, out_dir, stop, ready)
     raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
 
 

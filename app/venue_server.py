@@ -22,8 +22,10 @@ until told to stop, so that a subscriber that missed the end can still recover i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,15 @@ import pandas as pd
 import structlog
 from omegaconf import DictConfig
 
-from app.backtest import build_backtest
+from app.backtest import build_backtest, pipeline_spec, sim_params
 from app.data_source import prepare
 from app.endpoints import SIM_MARKET_DATA, SIM_REPORTS, Endpoints
 from app.model_source import strategy_model
-from framework.events import EventKind
+from framework.events import TS_MAX, EventKind
 from live.transport import CommandReceiver, Publisher
+from sim.exchange import allocate_exchange
+from sim.models import latency_streams
+from sim.paced import PacedVenue
 
 log = structlog.get_logger("app.venue_server")
 
@@ -48,7 +53,8 @@ class LockstepTimeout(RuntimeError):
     """The engine did not answer an input in time: it is gone or stuck."""
 
 
-async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event) -> dict:
+async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event,
+                         ready: Callable[[], None] = lambda: None) -> dict:
     """Run the configured backtest with the pipeline at the other end of ``ep``; return its summary."""
     data = prepare(cfg.data)
     bt = build_backtest(cfg, data, None, strategy_model(cfg), remote=True)
@@ -71,6 +77,8 @@ async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: as
                                           f"(input kind {int(due['kind'][0])} at ts_recv {int(due['ts_recv'][0])})")
                 return frame.records
 
+            bt.compile()
+            ready()
             t0 = time.perf_counter()
             result = await bt.run_async(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows), remote)
             md.end()
@@ -90,6 +98,87 @@ async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: as
             log.info("lockstep session done", inputs=result.n_inputs, fills=len(result.fills))
             await _linger(stop, float(cfg.live.end_linger_s))
     return summary
+
+
+async def serve_paper(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: asyncio.Event,
+                      ready: Callable[[], None] = lambda: None) -> dict:
+    """Play the configured data on wall-clock time and trade against it until stopped."""
+    data = prepare(cfg.data)
+    spec = pipeline_spec(cfg, data.instruments)
+    prm = sim_params(cfg)
+    ex = allocate_exchange(spec.n_instruments, spec.order_capacity, prm,
+                           latency_streams(cfg.sim.latency.seed, cfg.sim.faults.seed),
+                           report_capacity=cfg.sim.queue_capacity)
+    paper = cfg.live.paper
+    heartbeat = float(cfg.live.heartbeat_s)
+    async with (
+        Publisher(SIM_MARKET_DATA, ep.sim_md, ep.sim_md_replay, heartbeat_interval=heartbeat,
+                  name="sim.market_data") as md,
+        Publisher(SIM_REPORTS, ep.sim_reports, ep.sim_reports_replay, heartbeat_interval=heartbeat,
+                  name="sim.reports") as reports,
+    ):
+        with CommandReceiver(ep.sim_commands, name="sim.commands") as commands:
+            venue = PacedVenue(ex, iter(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)),
+                               speed=float(paper.speed), max_batch=int(paper.max_batch))
+            ready()
+            venue.start(time.time_ns())
+            t0 = time.perf_counter()
+            await _trade_on_wall_time(venue, md, reports, commands, stop)
+            summary = {
+                "mode": "paper",
+                "data_rows": venue.rows_played,
+                "commands": venue.commands_applied,
+                "fills": len(venue.fills),
+                "seconds": time.perf_counter() - t0,
+                "market_data": md.counters.as_dict(),
+                "reports": reports.counters.as_dict(),
+                "command_path": commands.counters.as_dict(),
+                "command_rejects": dict(commands.rejects.counts),
+            }
+            _write(out_dir, venue.fills, summary)
+    return summary
+
+
+async def _trade_on_wall_time(venue: PacedVenue, md: Publisher, reports: Publisher, commands: CommandReceiver,
+                              stop: asyncio.Event) -> None:
+    """Publish rows and reports as they fall due, apply commands as they come, until stopped.
+    The market-data stream ends with the data; orders are served until the end."""
+    while not stop.is_set():
+        now = time.time_ns()
+        rows = venue.play_due(now)
+        if len(rows):
+            md.publish(rows)
+            continue  # more may be due at once
+        if venue.exhausted and not md.ended:
+            md.end()
+        frame = commands.recv_nowait()
+        while frame is not None:
+            venue.apply(frame.records, time.time_ns())
+            frame = commands.recv_nowait()
+        due = venue.due_reports(time.time_ns())
+        if len(due):
+            reports.publish(due)
+        wake = min(venue.next_row_ns(), venue.next_report_ns())
+        timeout = None if wake == TS_MAX else max(0.0, (wake - time.time_ns()) / 1e9)
+        with contextlib.suppress(TimeoutError):
+            frame = await asyncio.wait_for(_next_command_or_stop(commands, stop), timeout)
+            if frame is not None:
+                venue.apply(frame.records, time.time_ns())
+
+
+async def _next_command_or_stop(commands: CommandReceiver, stop: asyncio.Event):
+    """The next command frame, or None as soon as ``stop`` is set."""
+    receiving = asyncio.ensure_future(commands.recv())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait([receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not receiving.done():
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiving
+    return receiving.result() if receiving in done else None
 
 
 async def _linger(stop: asyncio.Event, seconds: float) -> None:
