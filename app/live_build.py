@@ -11,6 +11,8 @@ replay it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -104,3 +106,94 @@ def binance_feed_config(cfg: DictConfig):
 def venue_feed(cfg: DictConfig) -> FeedAdapter:
     """The real venue's market data (``live.venue=binance``)."""
     return FeedAdapter(cfg)
+
+
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+def ccxt_symbol(symbol: str, market: str) -> str:
+    """Binance's ``BTCUSDT`` as ccxt's unified ``BTC/USDT:USDT`` (futures) or ``BTC/USDT`` (spot)."""
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            base = symbol[: -len(quote)]
+            return f"{base}/{quote}:{quote}" if market == "futures" else f"{base}/{quote}"
+    raise ValueError(f"live.binance.symbols: cannot tell the quote asset of {symbol!r} (known: {', '.join(_QUOTES)})")
+
+
+def binance_credentials(cfg: DictConfig):
+    """The API credentials ``live.binance`` points at: a secrets file, or the environment."""
+    from live.venues.binance.credentials import Credentials
+
+    b = cfg.live.binance
+    if b.secrets_file:
+        return Credentials.from_file(str(b.secrets_file))
+    return Credentials.from_env(str(b.api_key_env), str(b.api_secret_env))
+
+
+class ExecutionAdapter:
+    """``BinanceExecution`` in the runtime's ``Venue`` shape.
+
+    ``send`` never blocks: the commands about one order run in order, each order after
+    its previous commands, and different orders concurrently, as REST calls take
+    milliseconds each and a cancel must not wait behind another order's submit.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        from live.venues.binance.execution import BinanceExecutionConfig
+
+        b = cfg.live.binance
+        self.config = BinanceExecutionConfig(
+            symbols={iid: ccxt_symbol(s, str(b.market)) for s, iid in session_instruments(cfg).items()},
+            market=str(b.market), testnet=bool(b.testnet), rest_url=str(b.rest_url) if b.rest_url else None,
+            poll_interval_s=float(b.poll_interval_s),
+        )
+        self._credentials = binance_credentials(cfg)
+        self.execution = None
+        self._tails: dict[int, asyncio.Task] = {}
+        self._ready = asyncio.Event()
+
+    def send(self, commands: np.ndarray) -> None:
+        """Queue ``commands`` (COMMAND_DTYPE); never blocks."""
+        for coid in dict.fromkeys(int(c) for c in commands["client_order_id"]):
+            group = commands[commands["client_order_id"] == coid].copy()
+            self._tails[coid] = asyncio.create_task(self._after(self._tails.get(coid), group))
+
+    async def _after(self, previous: asyncio.Task | None, commands: np.ndarray) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        await self._ready.wait()
+        await self.execution.send(commands)
+
+    async def run(self, deliver) -> None:
+        """Start order entry and deliver its reports until cancelled."""
+        from live.venues.binance.execution import BinanceExecution
+
+        self.execution = BinanceExecution(self.config, self._credentials,
+                                          lambda records: deliver(records, time.perf_counter_ns()))
+        await self.execution.start()
+        self._ready.set()
+        await asyncio.Event().wait()
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every command sent so far has its answer."""
+        pending = [t for t in self._tails.values() if not t.done()]
+        if not pending:
+            return True
+        done, _ = await asyncio.wait(pending, timeout=timeout)
+        return len(done) == len(pending)
+
+    async def close(self) -> None:
+        """Stop polling and close the connections."""
+        for task in self._tails.values():
+            task.cancel()
+        if self.execution is not None:
+            await self.execution.close()
+
+    def stats(self) -> dict:
+        return self.execution.stats() if self.execution is not None else {}
+
+
+def venue_execution(cfg: DictConfig) -> ExecutionAdapter:
+    """The real venue's order entry (``live.venue=binance``)."""
+    return ExecutionAdapter(cfg)

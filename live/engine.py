@@ -150,32 +150,35 @@ class Engine:
         self._n_jcmd = 0
         self._control = records(1, EVENT_DTYPE)
 
-    def _admit_args(self, n: int, source: Origin, now_ns: int) -> tuple:
-        return (self.stepper.inputs, n, self._allowed[source], self.n_instruments, self.n_venues,
-                source == Origin.MARKET_DATA, source == Origin.VENUE, not self.lockstep, now_ns, self.last_ts,
+    def _admit_args(self, n: int, origin: Origin, now_ns: int) -> tuple:
+        return (self.stepper.inputs, n, self._allowed[origin], self.n_instruments, self.n_venues,
+                origin == Origin.MARKET_DATA, origin == Origin.VENUE, not self.lockstep, now_ns, self.last_ts,
                 self._reasons)
 
     # -- the path from an input to its commands -------------------------------------------------
 
-    def process(self, events: np.ndarray, source: Origin, now_ns: int = 0) -> np.ndarray:
+    def process(self, events: np.ndarray, origin: Origin, now_ns: int = 0) -> np.ndarray:
         """Check, stamp and step ``events``; return the commands they produced.
 
         The commands are ``JOURNAL_COMMAND_DTYPE`` records (``input_index`` numbers the
         inputs fed since the start), a view valid until the next call. ``now_ns`` is the
         clock's time (ignored in lockstep).
         """
-        if events.dtype != EVENT_DTYPE:
-            raise TypeError(f"inputs must be EVENT_DTYPE records, got {events.dtype}")
+        if events.dtype != EVENT_DTYPE:  # an adapter's bug: refused like any malformed input, never fed
+            self.counters["rejected_bad_dtype"] += len(events)
+            self.rejects.reject("bad_dtype", f"{origin.name.lower()} batch of {len(events)} records of "
+                                f"{events.dtype.itemsize}-byte dtype, not EVENT_DTYPE", b"")
+            return self.stepper.step_inputs(0)
         batch = len(self.stepper.inputs)
         if len(events) > batch:
-            parts = [self.process(events[i:i + batch], source, now_ns).copy() for i in range(0, len(events), batch)]
+            parts = [self.process(events[i:i + batch], origin, now_ns).copy() for i in range(0, len(events), batch)]
             return concat_records(parts, JOURNAL_COMMAND_DTYPE)
         n = len(events)
         inputs = self.stepper.inputs
         inputs[:n] = events
-        kept = self._admit(*self._admit_args(n, source, now_ns))
+        kept = self._admit(*self._admit_args(n, origin, now_ns))
         if kept < n:
-            self._report_rejects(events, n, source)
+            self._report_rejects(events, n, origin)
         if kept == 0:
             return self.stepper.step_inputs(0)
         self.last_ts = int(inputs[kept - 1]["ts_recv"])
@@ -185,12 +188,12 @@ class Engine:
             self._journal(inputs[:kept], commands)
         return commands
 
-    def _report_rejects(self, events: np.ndarray, n: int, source: Origin) -> None:
+    def _report_rejects(self, events: np.ndarray, n: int, origin: Origin) -> None:
         for i in np.flatnonzero(self._reasons[:n]):
             reason = _REJECT_NAMES[int(self._reasons[i])]
             ev = events[i]
             self.counters[f"rejected_{reason}"] += 1
-            detail = (f"{source.name.lower()} input kind={int(ev['kind'])} instrument={int(ev['instrument_id'])} "
+            detail = (f"{origin.name.lower()} input kind={int(ev['kind'])} instrument={int(ev['instrument_id'])} "
                       f"venue={int(ev['venue_id'])} ts_event={int(ev['ts_event'])} ts_recv={int(ev['ts_recv'])}")
             self.rejects.reject(reason, detail, ev.tobytes())
 
