@@ -48,6 +48,7 @@ TAKER_RATE = Decimal("0.0005")
 _COMMISSION_STEP = Decimal("0.00000001")
 _OPEN = ("NEW", "PARTIALLY_FILLED")
 _ALGO_OPEN = ("NEW", "TRIGGERING")
+_PUBLIC = frozenset({("GET", "/fapi/v1/exchangeInfo"), ("GET", "/fapi/v1/time")})
 
 
 class BinanceError(Exception):
@@ -288,9 +289,9 @@ class FakeBinance:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
@@ -330,8 +331,6 @@ class FakeBinance:
 
     # ------------------------------------------------------------------ dispatch
 
-    _PUBLIC = {("GET", "/fapi/v1/exchangeInfo"), ("GET", "/fapi/v1/time")}
-
     def _routes(self) -> dict[tuple[str, str], Callable[[dict], object]]:
         return {
             ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
@@ -360,7 +359,7 @@ class FakeBinance:
         fault = self._take_fault(method, path)
         status, payload = 200, None
         if fault is None or fault.act or fault.body is None:
-            status, payload = await self._answer(request, handler, (method, path) not in self._PUBLIC)
+            status, payload = await self._answer(request, handler, (method, path) not in _PUBLIC)
         if fault is not None and fault.delay_s > 0:
             try:
                 await asyncio.wait_for(self._closing.wait(), fault.delay_s)
