@@ -19,7 +19,7 @@ from app.data_source import PreparedData, prepare
 from app.model_source import model_meta, strategy_model
 from app.risk_config import instrument_limits, limits_summary, portfolio_limits
 from app.strategy_loader import build_params, load_strategy
-from framework.events import records, to_fixed
+from framework.events import records
 from framework.journal import JournalHasher, JournalWriter
 from framework.report import format_summary, write_report
 from framework.state import Counter, PipelineSpec, allocate, reject_reason_names
@@ -162,7 +162,7 @@ def run_backtest(cfg: DictConfig, out_dir: Path) -> dict:
                   "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}
         journal = JournalWriter(out_dir / "journal.bin", header)
     bt = build_backtest(cfg, data, journal, model)
-    chunks = data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)
+    chunks = data.stream(cfg.chunk_rows)
     show = bool(cfg.progress) and sys.stderr.isatty() and data.n_rows >= PROGRESS_MIN_ROWS
     try:
         with tqdm(total=data.n_rows, unit="ev", unit_scale=True, disable=not show, desc="backtest") as bar:

@@ -14,9 +14,11 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,13 +32,40 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class PreparedData:
-    """A catalog, the (kind, symbol) streams to replay in tie-break order, and their size."""
+    """A catalog, the (kind, symbol) streams to replay in tie-break order, and their size;
+    ``start_ns``/``end_ns`` the configured window (``data.start``/``data.end``, None: open)."""
 
     catalog: Catalog
     streams: list[tuple[str, str]]
     instruments: dict[str, int]
     n_rows: int
     description: str
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def stream(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        """The configured window of every stream, merged in time order, in chunks of ``chunk_rows``."""
+        return self.catalog.stream(self.streams, self.start_ns, self.end_ns, chunk_rows=int(chunk_rows))
+
+
+def time_ns(value: str | None, key: str) -> int | None:
+    """Parse a configured UTC time (``2024-01-01T16:00``) to nanoseconds; None stays None (an open end)."""
+    if value is None:
+        return None
+    try:
+        return int(np.datetime64(str(value).removesuffix("Z"), "ns").astype(np.int64))
+    except ValueError:
+        raise ValueError(f"{key}: {value!r} is not a UTC time such as 2024-01-01T16:00") from None
+
+
+def period_ns(period: DictConfig, key: str) -> tuple[int | None, int | None]:
+    """Return a configured ``[start, end)`` period in nanoseconds, checking that it is not empty."""
+    start, end = time_ns(period.start, f"{key}.start"), time_ns(period.end, f"{key}.end")
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"{key}: start {period.start} is not before end {period.end}")
+    return start, end
+
+
 
 
 def resolve_path(path: str) -> Path:
@@ -133,4 +162,7 @@ def prepare(cfg: DictConfig) -> PreparedData:
     if not streams:
         raise ValueError(f"data: no {kinds} data for symbol {cfg.symbol!r} in {folder}")
     instruments = {s: catalog.instrument_id(s, create=False) for s in catalog.symbols()}
-    return PreparedData(catalog, streams, instruments, _count_rows(catalog, streams), description)
+    start_ns, end_ns = period_ns(cfg, "data")
+    if start_ns is not None or end_ns is not None:
+        description += f" [{cfg.start or '...'}, {cfg.end or '...'})"
+    return PreparedData(catalog, streams, instruments, _count_rows(catalog, streams), description, start_ns, end_ns)

@@ -244,7 +244,7 @@ def format_session(cfg: DictConfig, summaries: dict, seconds: float) -> str:
     if "venue" in summaries:
         lines.append(f"  venue fills {summaries['venue'].get('fills', 0):,}")
     if lat.get("count"):
-        lines.append(f"  tick-to-order {lat['count']:,} orders: p50 {lat['p50_us']:.1f} us, p99 {lat['p99_us']:.1f} us, "
-                     f"p99.9 {lat['p999_us']:.1f} us")
+        lines.append(f"  tick-to-order {lat['count']:,} orders: p50 {lat['p50_us']:.1f} us, "
+                     f"p99 {lat['p99_us']:.1f} us, p99.9 {lat['p999_us']:.1f} us")
     lines.append(f"  journal {engine.get('journal_hash') or '-'}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from app.data_source import resolve_path
+from app.data_source import period_ns, resolve_path
 
 if TYPE_CHECKING:
     from models.registry import LoadedOnnx, RegistryStore
@@ -58,24 +58,6 @@ def model_meta(model: LoadedOnnx | None) -> dict[str, Any]:
         return {}
     return {"model_uri": model.uri, "model_name": model.name, "model_version": model.version,
             "model_sha256": model.sha256}
-
-
-def time_ns(value: str | None, key: str) -> int | None:
-    """Parse a configured UTC time (``2024-01-01T16:00``) to nanoseconds; None stays None (an open end)."""
-    if value is None:
-        return None
-    try:
-        return int(np.datetime64(str(value).removesuffix("Z"), "ns").astype(np.int64))
-    except ValueError:
-        raise ValueError(f"{key}: {value!r} is not a UTC time such as 2024-01-01T16:00") from None
-
-
-def period_ns(period: DictConfig, key: str) -> tuple[int | None, int | None]:
-    """Return a configured ``[start, end)`` period in nanoseconds, checking that it is not empty."""
-    start, end = time_ns(period.start, f"{key}.start"), time_ns(period.end, f"{key}.end")
-    if start is not None and end is not None and start >= end:
-        raise ValueError(f"{key}: start {period.start} is not before end {period.end}")
-    return start, end
 
 
 def _span(period: DictConfig, key: str) -> tuple[int, int]:

@@ -50,7 +50,7 @@ def _record(cfg: DictConfig, out: Path, name: str) -> tuple[str, Path, np.ndarra
     header = {"strategy": cfg.strategy.name, "data": data.description, "instruments": data.instruments,
               "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}
     bt = build_backtest(cfg, data, JournalWriter(path, header), strategy_model(cfg))
-    result = bt.run(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows))
+    result = bt.run(data.stream(cfg.chunk_rows))
     return str(result.journal_hash), path, result.fills
 
 
@@ -91,7 +91,8 @@ def check_replay(path: Path, cfg: DictConfig | None = None) -> str:
     if d is not None:
         report = describe_divergence(d, events, _state_before(cfg, instruments, events, d.input_index))
         raise ParityFailure(f"replay parity failed for {path}\n{report}")
-    return f"{len(events):,} inputs replayed, {len(commands):,} commands reproduced ({path.parent.parent.name}/{path.parent.name})"
+    where = f"{path.parent.parent.name}/{path.parent.name}"
+    return f"{len(events):,} inputs replayed, {len(commands):,} commands reproduced ({where})"
 
 
 def check_determinism(cfg: DictConfig, out: Path) -> tuple[str, Path, np.ndarray]:

@@ -27,8 +27,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from app.backtest import build_backtest, counters_of
-from app.data_source import prepare
-from app.model_source import load_model, model_meta, period_ns, registry_store
+from app.data_source import period_ns, prepare
+from app.model_source import load_model, model_meta, registry_store
 from framework.journal import JournalHasher
 from framework.report import write_report
 from models.promotion import (

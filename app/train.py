@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from app.data_source import ROOT, prepare
-from app.model_source import check_out_of_sample, period_ns, registry_store
+from app.data_source import ROOT, period_ns, prepare
+from app.model_source import check_out_of_sample, registry_store
 from framework.features import FeatureSet
 from models.dataset import SPLITS, LabelSpec, SplitSpec, build_dataset, data_hash, load_events
 from models.inference import check_compiled_parity

@@ -80,7 +80,7 @@ async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: as
             bt.compile()
             ready()
             t0 = time.perf_counter()
-            result = await bt.run_async(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows), remote)
+            result = await bt.run_async(data.stream(cfg.chunk_rows), remote)
             md.end()
             reports.end()
             summary = {
@@ -118,7 +118,7 @@ async def serve_paper(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: async
                   name="sim.reports") as reports,
     ):
         with CommandReceiver(ep.sim_commands, name="sim.commands") as commands:
-            venue = PacedVenue(ex, iter(data.catalog.stream(data.streams, chunk_rows=cfg.chunk_rows)),
+            venue = PacedVenue(ex, iter(data.stream(cfg.chunk_rows)),
                                speed=float(paper.speed), max_batch=int(paper.max_batch))
             ready()
             venue.start(time.time_ns())
