@@ -6,9 +6,9 @@ simulated exchange (``sim/exchange.py``), so the pipeline cannot tell the two ap
 
 * ccxt does the signing, the REST calls, its rate limiter and the first error mapping
   (``binanceusdm`` for USD-M futures, ``binance`` for spot); this module decides what
-  each answer means for the order. Prices and sizes go to ccxt as exact decimal text
-  and come back through ``parse_fixed`` from the venue's raw answer (ccxt's ``info``),
-  never through float.
+  each answer means for the order. Beside it, ``order_requests`` turns a SUBMIT into
+  ccxt's arguments, ``venue_records`` reads the venue's answers, ``errors`` classifies
+  failed calls and ``order_tracking`` remembers the orders.
 * Every SUBMIT carries ``newClientOrderId = prefix + client_order_id``: Binance refuses
   a second open order with the same id, and the refusal becomes a status report of the
   order it has, so a re-sent SUBMIT never makes a second order.
@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,7 +42,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import ccxt.async_support as ccxt
 import numpy as np
 
@@ -53,12 +51,10 @@ from framework.events import (
     CommandKind,
     EventKind,
     Liquidity,
-    OrderFlag,
     OrderType,
     RejectReason,
     ReportFlag,
     Side,
-    TimeInForce,
 )
 from framework.reconciliation.reports import (
     VENUE_FILL_DTYPE,
@@ -68,8 +64,22 @@ from framework.reconciliation.reports import (
     VenueSnapshot,
 )
 from live.venues.binance.credentials import Credentials
+from live.venues.binance.errors import Failure, Outcome, cancel_reason, classify
 from live.venues.binance.feed import require_tls
 from live.venues.binance.messages import Reason, Rejected, parse_fixed
+from live.venues.binance.order_requests import Command, OrderRequest, Refused, in_algo_service, order_request
+from live.venues.binance.order_tracking import Instrument, TrackedOrder, TrackedOrders
+from live.venues.binance.venue_records import (
+    FINAL_KIND,
+    TRIGGERED,
+    VenueOrder,
+    VenueTrade,
+    engine_order_type,
+    format_fixed,
+    parse_order,
+    parse_position,
+    parse_trade,
+)
 
 log = logging.getLogger(__name__)
 ccxt_log = logging.getLogger(f"{__name__}.ccxt")
@@ -159,424 +169,7 @@ class BinanceExecutionConfig:
             raise ValueError(f"max_finished_orders={self.max_finished_orders!r} must be at least 1")
 
 
-# =========================================================================== numbers and venue records
-
-
-def format_fixed(value: int) -> str:
-    """Write int64 fixed point as the shortest exact decimal text (``1_250_000_000`` -> ``"1.25"``)."""
-    whole, frac = divmod(abs(int(value)), PRICE_SCALE)
-    sign = "-" if value < 0 else ""
-    if frac == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{frac:09d}".rstrip("0")
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrder:
-    """An order as the venue describes it (matching engine or Algo Service), in fixed point."""
-
-    order_id: int
-    client_text: str
-    symbol: str
-    status: str
-    side: int
-    type: str
-    price: int
-    qty: int
-    executed: int
-    update_ms: int
-    algo: bool = False
-    actual_order_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class VenueTrade:
-    """One fill of one of the account's orders, in fixed point."""
-
-    trade_id: int
-    order_id: int
-    symbol: str
-    side: int
-    price: int
-    qty: int
-    commission: int
-    commission_asset: str
-    maker: bool
-    time_ms: int
-
-
-_WORKING = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL", "TRIGGERING"})
-_FINAL = {
-    "FILLED": EventKind.FILLED, "CANCELED": EventKind.CANCELED, "EXPIRED": EventKind.EXPIRED,
-    "EXPIRED_IN_MATCH": EventKind.EXPIRED, "REJECTED": EventKind.REJECTED,
-}
-_TRIGGERED = frozenset({"TRIGGERED", "FINISHED"})  # an algo order that became a matching-engine order
-_STATUSES = _WORKING | _FINAL.keys() | _TRIGGERED
-
-
-def _get(obj: Mapping[str, Any], key: str) -> Any:
-    try:
-        return obj[key]
-    except KeyError:
-        raise Rejected(Reason.MISSING_FIELD, f"no field {key!r}") from None
-
-
-def _text(obj: Mapping[str, Any], key: str) -> str:
-    value = _get(obj, key)
-    if not isinstance(value, str):
-        raise Rejected(Reason.BAD_FIELD, f"field {key!r} must be a string, got {value!r:.60}")
-    return value
-
-
-def _whole(obj: Mapping[str, Any], key: str) -> int:
-    """A non-negative integer sent as a JSON number or as digits (Binance does both)."""
-    value = _get(obj, key)
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
-        value = int(value)
-    if type(value) is not int or not 0 <= value <= _I64_MAX:
-        raise Rejected(Reason.BAD_FIELD, f"field {key!r} must be a non-negative integer, got {value!r:.60}")
-    return value
-
-
-def _amount(obj: Mapping[str, Any], key: str) -> int:
-    value = parse_fixed(_get(obj, key))
-    if value < 0:
-        raise Rejected(Reason.BAD_NUMBER, f"field {key!r} must not be negative, got {obj[key]!r}")
-    return value
-
-
-def _side(text: object) -> int:
-    side = {"BUY": Side.BUY, "SELL": Side.SELL}.get(text) if isinstance(text, str) else None
-    if side is None:
-        raise Rejected(Reason.BAD_FIELD, f"side must be BUY or SELL, got {text!r:.60}")
-    return side
-
-
-def _object(info: object, what: str) -> Mapping[str, Any]:
-    if not isinstance(info, Mapping):
-        raise Rejected(Reason.NOT_OBJECT, f"{what} must be a JSON object, got {info!r:.80}")
-    return info
-
-
-def _update_ms(obj: Mapping[str, Any]) -> int:
-    for key in ("updateTime", "transactTime", "time", "createTime"):
-        if key in obj:
-            return _whole(obj, key)
-    raise Rejected(Reason.MISSING_FIELD, "no field 'updateTime', 'transactTime' or 'time'")
-
-
-def parse_order(info: object) -> VenueOrder:
-    """Read an order from the venue's JSON (order, query and open-order answers, algo orders included)."""
-    obj = _object(info, "an order")
-    algo = "algoId" in obj
-    status = _text(obj, "algoStatus" if algo else "status")
-    if status not in _STATUSES:
-        raise Rejected(Reason.BAD_FIELD, f"unknown order status {status!r:.40}")
-    actual = obj.get("actualOrderId") if algo else None
-    return VenueOrder(
-        order_id=_whole(obj, "algoId" if algo else "orderId"),
-        client_text=_text(obj, "clientAlgoId" if algo else "clientOrderId"),
-        symbol=_text(obj, "symbol"),
-        status=status,
-        side=_side(_get(obj, "side")),
-        type=_text(obj, "orderType" if algo else "type"),
-        price=_amount(obj, "price"),
-        qty=_amount(obj, "quantity" if algo else "origQty"),
-        executed=_amount(obj, "executedQty") if not algo or "executedQty" in obj else 0,
-        update_ms=_update_ms(obj),
-        algo=algo,
-        actual_order_id=_whole(obj, "actualOrderId") if actual not in (None, "") else 0,
-    )
-
-
-def parse_trade(info: object) -> VenueTrade:
-    """Read a fill from the venue's JSON (futures ``userTrades`` or spot ``myTrades``)."""
-    obj = _object(info, "a trade")
-    if "side" in obj:
-        side = _side(obj["side"])
-    else:  # spot says isBuyer
-        buyer = _get(obj, "isBuyer")
-        if not isinstance(buyer, bool):
-            raise Rejected(Reason.BAD_FIELD, f"field 'isBuyer' must be true or false, got {buyer!r:.40}")
-        side = Side.BUY if buyer else Side.SELL
-    maker = obj.get("maker", obj.get("isMaker"))
-    if not isinstance(maker, bool):
-        raise Rejected(Reason.BAD_FIELD, f"field 'maker' must be true or false, got {maker!r:.40}")
-    price, qty = _amount(obj, "price"), _amount(obj, "qty")
-    if price == 0 or qty == 0:
-        raise Rejected(Reason.BAD_NUMBER, f"a fill needs a positive price and qty, got {price} and {qty}")
-    return VenueTrade(
-        trade_id=_whole(obj, "id"), order_id=_whole(obj, "orderId"), symbol=_text(obj, "symbol"), side=side,
-        price=price, qty=qty, commission=parse_fixed(_get(obj, "commission")),
-        commission_asset=_text(obj, "commissionAsset"), maker=maker, time_ms=_whole(obj, "time"),
-    )
-
-
-# =========================================================================== venue errors
-
-
-class Outcome:
-    """What a failed request means for the order (the labels counters are kept under)."""
-
-    BUSY = "busy"  # refused for a passing reason, nothing happened: retry later
-    UNKNOWN = "unknown"  # the request may have taken effect: ask, do not repeat
-    NOT_FOUND = "not_found"  # the venue does not have the order
-    DUPLICATE = "duplicate"  # the venue already has an open order with this client id
-    REFUSED = "refused"  # refused for good, ``reason`` says why
-    MALFORMED = "malformed"  # the answer could not be read: as UNKNOWN, and counted
-
-
-class Failure(Exception):
-    """A request that failed: its ``outcome``, the RejectReason to report, and a redacted ``detail``."""
-
-    def __init__(self, outcome: str, reason: int, detail: str) -> None:
-        super().__init__(f"{outcome}: {detail}")
-        self.outcome = outcome
-        self.reason = reason
-        self.detail = detail
-
-
-_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
-_CODE_OUTCOMES: dict[int, tuple[str, int]] = {
-    -1003: (Outcome.BUSY, RejectReason.VENUE_BUSY),  # too many requests (weight)
-    -1008: (Outcome.BUSY, RejectReason.VENUE_BUSY),  # server busy
-    -1015: (Outcome.BUSY, RejectReason.VENUE_BUSY),  # too many new orders
-    -1021: (Outcome.BUSY, RejectReason.VENUE_BUSY),  # timestamp outside recvWindow: refused, clock resyncs
-    -1000: (Outcome.UNKNOWN, RejectReason.VENUE_BUSY),  # unknown error
-    -1001: (Outcome.UNKNOWN, RejectReason.VENUE_BUSY),  # internal error
-    -1006: (Outcome.UNKNOWN, RejectReason.VENUE_BUSY),  # unexpected response, execution status unknown
-    -1007: (Outcome.UNKNOWN, RejectReason.VENUE_BUSY),  # backend timeout, execution status unknown
-    -2011: (Outcome.NOT_FOUND, RejectReason.UNKNOWN_ORDER),  # unknown order sent (cancel)
-    -2013: (Outcome.NOT_FOUND, RejectReason.UNKNOWN_ORDER),  # order does not exist (query, modify)
-    -4116: (Outcome.DUPLICATE, RejectReason.DUPLICATE_ORDER),  # futures: client order id is duplicated
-    -5021: (Outcome.REFUSED, RejectReason.FOK_NOT_FILLABLE),
-    -5022: (Outcome.REFUSED, RejectReason.POST_ONLY_WOULD_TAKE),
-    -2022: (Outcome.REFUSED, RejectReason.REDUCE_ONLY),  # reduce-only order rejected
-    -4118: (Outcome.REFUSED, RejectReason.REDUCE_ONLY),  # reduce-only margin check failed
-    -2025: (Outcome.REFUSED, RejectReason.MAX_OPEN_ORDERS),
-    -2027: (Outcome.REFUSED, RejectReason.MAX_POSITION),  # maximum position at the current leverage
-    -2018: (Outcome.REFUSED, RejectReason.MAX_GROSS_EXPOSURE),  # balance is insufficient
-    -2019: (Outcome.REFUSED, RejectReason.MAX_GROSS_EXPOSURE),  # margin is insufficient
-}
-_SPOT_REJECTS = (  # spot's -2010 NEW_ORDER_REJECTED says why in its message
-    ("Duplicate order sent", (Outcome.DUPLICATE, RejectReason.DUPLICATE_ORDER)),
-    ("immediately match and take", (Outcome.REFUSED, RejectReason.POST_ONLY_WOULD_TAKE)),
-    ("insufficient balance", (Outcome.REFUSED, RejectReason.MAX_GROSS_EXPOSURE)),
-)
-
-
-def _binance_code(text: str) -> int | None:
-    m = _CODE.search(text)
-    return int(m.group(1)) if m else None
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether an ExchangeNotAvailable certainly did not reach the matching engine.
-
-    A failed connection (refused, DNS) or a 4xx answer (a gateway refusing the request)
-    did not; a 5xx answer or a connection dropped mid-request may have: Binance
-    documents that a 5xx leaves the execution status unknown.
-    """
-    cause = exc.__cause__
-    if isinstance(cause, (aiohttp.ClientConnectorError, socket.gaierror)):
-        return True
-    if cause is not None:
-        return False
-    parts = str(exc).split(" ", 4)  # ccxt: "<id> <method> <url> <status> <reason> <body>"
-    return len(parts) > 3 and parts[3].isdigit() and parts[3].startswith("4")
-
-
-def classify(exc: BaseException) -> tuple[str, int]:
-    """Map a failed ccxt call to (Outcome, RejectReason).
-
-    Binance's error code decides where it is known (the same in production and against a
-    loopback fake, where ccxt applies only its market-independent error table); otherwise
-    ccxt's exception class does. Anything that is not a ccxt error is an answer ccxt could
-    not read: MALFORMED.
-    """
-    if not isinstance(exc, ccxt.BaseError):
-        return Outcome.MALFORMED, RejectReason.VENUE_BUSY
-    text = str(exc)
-    code = _binance_code(text)
-    if code == -2010:
-        for needle, outcome in _SPOT_REJECTS:
-            if needle in text:
-                return outcome
-    if code in _CODE_OUTCOMES:
-        return _CODE_OUTCOMES[code]
-    return _class_outcome(exc)
-
-
-def _class_outcome(exc: BaseException) -> tuple[str, int]:
-    if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.OnMaintenance, ccxt.InvalidNonce)):
-        return Outcome.BUSY, RejectReason.VENUE_BUSY
-    if isinstance(exc, ccxt.ExchangeNotAvailable):
-        return (Outcome.BUSY if _never_sent(exc) else Outcome.UNKNOWN), RejectReason.VENUE_BUSY
-    if isinstance(exc, ccxt.BadResponse):
-        return Outcome.MALFORMED, RejectReason.VENUE_BUSY
-    if isinstance(exc, ccxt.OperationFailed):  # RequestTimeout, NetworkError and the rest
-        return Outcome.UNKNOWN, RejectReason.VENUE_BUSY
-    if isinstance(exc, ccxt.OrderNotFound):
-        return Outcome.NOT_FOUND, RejectReason.UNKNOWN_ORDER
-    if isinstance(exc, ccxt.DuplicateOrderId):
-        return Outcome.DUPLICATE, RejectReason.DUPLICATE_ORDER
-    if isinstance(exc, ccxt.InsufficientFunds):
-        return Outcome.REFUSED, RejectReason.MAX_GROSS_EXPOSURE
-    return Outcome.REFUSED, RejectReason.INVALID_ORDER  # InvalidOrder, BadRequest, AuthenticationError, ...
-
-
-# =========================================================================== commands -> ccxt requests
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One COMMAND_DTYPE record as plain ints."""
-
-    kind: int
-    side: int
-    flags: int
-    venue_id: int
-    instrument_id: int
-    order_type: int
-    tif: int
-    client_order_id: int
-    price: int
-    size: int
-    trigger_price: int
-    expire_ts: int
-
-    @classmethod
-    def from_record(cls, rec: np.void) -> Command:
-        return cls(*(int(rec[name]) for name in cls.__slots__))
-
-
-class Refused(Exception):
-    """A command refused before any request: ``reason`` is its RejectReason."""
-
-    def __init__(self, reason: int, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """The arguments of ``create_order``; ``algo`` marks a futures stop (Binance's Algo Service)."""
-
-    type: str
-    side: str
-    amount: str
-    price: str | None
-    params: dict
-    algo: bool
-
-
-_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
-_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
-_LIMITS = (OrderType.LIMIT, OrderType.STOP_LIMIT)
-
-
-def order_request(cmd: Command, market: str, client_text: str) -> OrderRequest:
-    """Translate a SUBMIT into ccxt's ``create_order`` arguments, or raise ``Refused``.
-
-    Limit orders carry their time in force (GTD on futures only, ``goodTillDate`` in ms);
-    post-only becomes GTX on futures and LIMIT_MAKER on spot (ccxt's ``postOnly``);
-    reduce-only exists on futures only; STOP is a stop-market and STOP_LIMIT a stop-limit
-    order at ``price`` once ``trigger_price`` trades (STOP_MARKET / STOP on futures,
-    STOP_LOSS / STOP_LOSS_LIMIT on spot).
-    """
-    side = {Side.BUY: "buy", Side.SELL: "sell"}.get(cmd.side)
-    if side is None:
-        raise Refused(RejectReason.INVALID_ORDER, f"side {cmd.side} is neither BUY nor SELL")
-    if cmd.size <= 0:
-        raise Refused(RejectReason.INVALID_ORDER, f"size {cmd.size} must be positive")
-    if cmd.order_type not in (OrderType.MARKET, *_LIMITS, OrderType.STOP):
-        raise Refused(RejectReason.INVALID_ORDER, f"unknown order type {cmd.order_type}")
-    params: dict[str, Any] = {"newClientOrderId": client_text}
-    if cmd.flags & OrderFlag.REDUCE_ONLY:
-        if market != "futures":
-            raise Refused(RejectReason.INVALID_ORDER, "reduce-only orders exist on Binance futures only")
-        params["reduceOnly"] = True
-    if cmd.order_type in _STOPS:
-        if cmd.trigger_price <= 0:
-            raise Refused(RejectReason.INVALID_ORDER, f"a stop needs a positive trigger price, got {cmd.trigger_price}")
-        params["triggerPrice"] = format_fixed(cmd.trigger_price)
-    price = None
-    if cmd.order_type in _LIMITS:
-        if cmd.price <= 0:
-            raise Refused(RejectReason.INVALID_ORDER, f"a limit order needs a positive price, got {cmd.price}")
-        price = format_fixed(cmd.price)
-        params.update(_time_in_force(cmd, market))
-    elif cmd.flags & OrderFlag.POST_ONLY:
-        raise Refused(RejectReason.INVALID_ORDER, "a market or stop-market order cannot be post-only")
-    is_limit = cmd.order_type in _LIMITS
-    algo = market == "futures" and cmd.order_type in _STOPS
-    return OrderRequest("limit" if is_limit else "market", side, format_fixed(cmd.size), price, params, algo)
-
-
-def _time_in_force(cmd: Command, market: str) -> dict[str, Any]:
-    if cmd.flags & OrderFlag.POST_ONLY:
-        if cmd.order_type != OrderType.LIMIT or cmd.tif != TimeInForce.GTC:
-            raise Refused(RejectReason.INVALID_ORDER, "post-only is a GTC limit order (GTX / LIMIT_MAKER) only")
-        return {"postOnly": True}
-    if cmd.tif in _TIF:
-        return {"timeInForce": _TIF[cmd.tif]}
-    if cmd.tif == TimeInForce.GTD:
-        if market != "futures":
-            raise Refused(RejectReason.INVALID_ORDER, "Binance spot has no good-till-date orders")
-        if cmd.expire_ts <= 0:
-            raise Refused(RejectReason.INVALID_ORDER, f"a GTD order needs an expiry time, got {cmd.expire_ts}")
-        return {"timeInForce": "GTD", "goodTillDate": cmd.expire_ts // _MS}
-    raise Refused(RejectReason.INVALID_ORDER, f"unknown time in force {cmd.tif}")
-
-
-# =========================================================================== state
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """A traded instrument and its market at the venue."""
-
-    instrument_id: int
-    symbol: str  # ccxt unified
-    market_id: str  # Binance's, as in answers ("BTCUSDT")
-    base: str
-    quote: str
-
-
-@dataclass
-class TrackedOrder:
-    """What the adapter knows of one of the engine's orders.
-
-    ``filled`` is what fill reports have said, so leaves = ``size - filled``. ``final`` is a
-    CANCELED/EXPIRED the venue reported, held as (kind, the venue's executed quantity,
-    ts_event) until that much has been reported filled.
-    """
-
-    client_order_id: int
-    instrument: Instrument
-    side: int
-    order_type: int
-    size: int
-    price: int
-    algo: bool
-    venue_order_id: int = 0  # the id reports carry (the algoId for a futures stop)
-    order_id: int = 0  # the matching-engine id its fills carry (a stop's actualOrderId once triggered)
-    filled: int = 0
-    accepted: bool = False
-    done: bool = False
-    final: tuple[int, int, int] | None = None
-    final_since_ns: int = 0
-    venue_update_ms: int = 0
-    acked_ns: int = 0
-    busy: int = 0  # commands about this order awaiting the venue
-
-    @property
-    def leaves(self) -> int:
-        return self.size - self.filled
-
-    @property
-    def waiting_trigger(self) -> bool:
-        return self.algo and self.order_id == 0
+# =========================================================================== counters
 
 
 @dataclass
@@ -658,9 +251,7 @@ class BinanceExecution:
         self._redactor = _Redactor(credentials)
         self._instruments: dict[int, Instrument] = {}
         self._by_market_id: dict[str, Instrument] = {}
-        self._orders: OrderedDict[int, TrackedOrder] = OrderedDict()
-        self._finished = 0  # done orders in _orders
-        self._by_order_id: dict[int, TrackedOrder] = {}
+        self._orders = TrackedOrders(config.max_finished_orders)
         self._foreign: OrderedDict[int, int] = OrderedDict()  # order ids known not to be ours
         self._seen_trades: OrderedDict[int, None] = OrderedDict()
         self._trades_since_ms: dict[int, int] = {}
@@ -818,7 +409,7 @@ class BinanceExecution:
             return
         if order is None:  # else a re-send of an order whose first answer was lost: the same record goes on
             order = TrackedOrder(cmd.client_order_id, inst, cmd.side, cmd.order_type, cmd.size, cmd.price, request.algo)
-            self._track(order)
+            self._orders.track(order)
         await self._place(cmd, order, request)
 
     def _check_precision(self, inst: Instrument, request: OrderRequest) -> None:
@@ -862,35 +453,27 @@ class BinanceExecution:
             self.counters.duplicate_submits += 1
             await self._answer_status(cmd, order)
             return
-        self._untrack(order)
+        self._orders.untrack(order)
         reason = RejectReason.INVALID_ORDER if failure.outcome == Outcome.NOT_FOUND else failure.reason
         self._emit(self._refusal(cmd, EventKind.REJECTED, reason))
 
     def _acknowledge(self, order: TrackedOrder, venue: VenueOrder, ts_recv: int) -> None:
         """The venue has the order: ACCEPTED, then a final report if it already ended without us."""
         if venue.status == "REJECTED":
-            self._untrack(order)
+            self._orders.untrack(order)
             self._emit(self._report(EventKind.REJECTED, order, venue.update_ms * _MS, ts_recv, order.price,
                                     flags=RejectReason.INVALID_ORDER, leaves=0))
             return
-        self._learn_ids(order, venue)
+        self._orders.learn_ids(order, venue)
         order.accepted = True
         order.acked_ns = ts_recv
         order.venue_update_ms = venue.update_ms
         self._emit(self._report(EventKind.ACCEPTED, order, venue.update_ms * _MS, ts_recv, order.price))
-        kind = _FINAL.get(venue.status)
+        kind = FINAL_KIND.get(venue.status)
         if kind is not None:  # filled, or ended (IOC, FOK) at once: finished when its fills are reported
             self._finish(order, kind, venue.executed, venue.update_ms * _MS)
         elif venue.executed > order.filled:
             self._wake.set()  # fills to fetch
-
-    def _learn_ids(self, order: TrackedOrder, venue: VenueOrder) -> None:
-        if order.venue_order_id == 0:
-            order.venue_order_id = venue.order_id
-        engine_id = venue.actual_order_id if venue.algo else venue.order_id
-        if engine_id and order.order_id == 0:
-            order.order_id = engine_id
-            self._by_order_id[engine_id] = order
 
     async def _cancel(self, cmd: Command) -> None:
         self.counters.cancels += 1
@@ -908,7 +491,7 @@ class BinanceExecution:
             ts_recv = time.time_ns()
             venue = None if algo else self._read(parse_order, answer, "cancel_order")
         except Failure as failure:
-            self._emit(self._cancel_refusal(cmd, order, _cancel_reason(failure)))
+            self._emit(self._cancel_refusal(cmd, order, cancel_reason(failure)))
             return
         finally:
             if order is not None:
@@ -925,7 +508,7 @@ class BinanceExecution:
         self._finish(order, EventKind.CANCELED, max(executed, order.filled), ts_event)
 
     def _is_algo(self, cmd: Command) -> bool:
-        return self.config.market == "futures" and cmd.order_type in _STOPS
+        return in_algo_service(self.config.market, cmd.order_type)
 
     def _order_ref(self, client_order_id: int, order: TrackedOrder | None, inst: Instrument,
                    algo: bool) -> tuple[str | None, str, dict]:
@@ -961,7 +544,7 @@ class BinanceExecution:
             ts_recv = time.time_ns()
             venue = self._read(parse_order, answer, "edit_order")
         except Failure as failure:
-            self._emit(self._cancel_refusal(cmd, order, _cancel_reason(failure)))
+            self._emit(self._cancel_refusal(cmd, order, cancel_reason(failure)))
             return
         finally:
             order.busy -= 1
@@ -1012,7 +595,7 @@ class BinanceExecution:
                 order.busy -= 1
         ts_recv = time.time_ns()
         if venue is None:
-            self._forget_if_unacknowledged(order)
+            self._orders.forget_if_unacknowledged(order)
             self._emit(self._refusal(cmd, EventKind.REJECTED, ReportFlag.STATUS | RejectReason.UNKNOWN_ORDER))
             return
         self._emit(self._status_report(cmd, order, venue, ts_recv))
@@ -1025,7 +608,7 @@ class BinanceExecution:
         order even if the pipeline takes no notice of the status report.
         """
         venue = await self._fetch_order(client_order_id, order, inst, algo)
-        if venue is not None and venue.algo and venue.status in _TRIGGERED and venue.actual_order_id:
+        if venue is not None and venue.algo and venue.status in TRIGGERED and venue.actual_order_id:
             actual = await self._fetch_order_by_id(venue.actual_order_id, inst)
             venue = VenueOrder(venue.order_id, venue.client_text, venue.symbol, actual.status, venue.side, venue.type,
                                actual.price, actual.qty, actual.executed, actual.update_ms, True, actual.order_id)
@@ -1040,11 +623,11 @@ class BinanceExecution:
         so); one that ended after its acceptance gets its final report, once its fills are in
         (a stop the venue could not place when it triggered ends EXPIRED).
         """
-        kind = _FINAL.get(venue.status)
+        kind = FINAL_KIND.get(venue.status)
         if kind == EventKind.REJECTED and not order.accepted:
-            self._untrack(order)
+            self._orders.untrack(order)
             return
-        self._learn_ids(order, venue)
+        self._orders.learn_ids(order, venue)
         if not order.accepted:
             order.accepted, order.acked_ns = True, time.time_ns()
         if kind is not None:
@@ -1072,22 +655,7 @@ class BinanceExecution:
             raise Failure(Outcome.MALFORMED, RejectReason.VENUE_BUSY, "unreadable order")
         return venue
 
-    # ------------------------------------------------------------------ order bookkeeping
-
-    def _track(self, order: TrackedOrder) -> None:
-        self._orders[order.client_order_id] = order
-        self._orders.move_to_end(order.client_order_id)
-
-    def _untrack(self, order: TrackedOrder) -> None:
-        if self._orders.get(order.client_order_id) is order:
-            del self._orders[order.client_order_id]
-            self._finished -= order.done
-        if order.order_id and self._by_order_id.get(order.order_id) is order:
-            del self._by_order_id[order.order_id]
-
-    def _forget_if_unacknowledged(self, order: TrackedOrder | None) -> None:
-        if order is not None and not order.accepted and not order.done:
-            self._untrack(order)
+    # ------------------------------------------------------------------ order ends
 
     def _finish(self, order: TrackedOrder, kind: int, venue_executed: int, ts_event: int) -> None:
         """The venue ended the order: report it (CANCELED/EXPIRED) once its fills are all reported.
@@ -1108,21 +676,9 @@ class BinanceExecution:
         if order.filled < venue_executed and not force:
             self._wake.set()
             return
-        self._close_order(order)
+        self._orders.close(order)
         if kind != EventKind.FILLED:
             self._emit(self._report(kind, order, ts_event, time.time_ns(), order.price))
-
-    def _close_order(self, order: TrackedOrder) -> None:
-        """Mark the order finished; forget the oldest finished ones beyond ``max_finished_orders``."""
-        order.done = True
-        self._finished += 1
-        self._orders.move_to_end(order.client_order_id)
-        while self._finished > self.config.max_finished_orders:
-            oldest = next(o for o in self._orders.values() if o.done)
-            self._untrack(oldest)
-
-    def _live(self, inst: Instrument) -> list[TrackedOrder]:
-        return [o for o in self._orders.values() if not o.done and o.instrument is inst]
 
     # ------------------------------------------------------------------ polling
 
@@ -1145,7 +701,7 @@ class BinanceExecution:
         self.counters.polls += 1
         floor_ms = time.time_ns() // _MS - int(self.config.fills_lookback_s * 1000)
         for inst in self._instruments.values():
-            if not self._live(inst):  # no order can fill: start the next watch near now (Binance's 7-day window)
+            if not self._orders.live(inst):  # no order can fill: start the next watch near now (Binance's 7-day window)
                 self._trades_since_ms[inst.instrument_id] = max(self._trades_since_ms[inst.instrument_id], floor_ms)
                 continue
             for step in (self._refresh_orders, self._poll_fills):
@@ -1158,7 +714,7 @@ class BinanceExecution:
     async def _refresh_orders(self, inst: Instrument) -> None:
         """See what the venue did to our working orders on its own: modified, ended, triggered."""
         sent_ns = time.time_ns()
-        candidates = [o for o in self._live(inst) if o.accepted and o.final is None and o.acked_ns < sent_ns]
+        candidates = [o for o in self._orders.live(inst) if o.accepted and o.final is None and o.acked_ns < sent_ns]
         regular = [o for o in candidates if o.order_id]
         waiting = [o for o in candidates if o.waiting_trigger]
         if regular:
@@ -1220,7 +776,7 @@ class BinanceExecution:
 
     async def _owner(self, trade: VenueTrade, inst: Instrument) -> TrackedOrder | None:
         """The tracked order a trade belongs to, or None (counted) for an order the adapter does not track."""
-        order = self._by_order_id.get(trade.order_id)
+        order = self._orders.by_order_id(trade.order_id)
         if order is None and trade.order_id not in self._foreign:
             order = await self._resolve(trade.order_id, inst)
         if order is None:
@@ -1234,16 +790,16 @@ class BinanceExecution:
         whose acknowledgement was lost reveals its client id through the order itself. An id
         that is neither is remembered as foreign (manual trading, another system).
         """
-        live = self._live(inst)
+        live = self._orders.live(inst)
         waiting = [o for o in live if o.waiting_trigger and not o.busy]
         if waiting:
             await self._refresh(inst, waiting, {"trigger": True}, lambda o: o.venue_order_id)
-        order = self._by_order_id.get(order_id)
+        order = self._orders.by_order_id(order_id)
         if order is None and any(o.order_id == 0 and not o.algo for o in live):
             venue = await self._fetch_order_by_id(order_id, inst)
             candidate = self._orders.get(self.client_order_id(venue.client_text))
             if candidate is not None and candidate.order_id == 0 and not candidate.algo:
-                self._learn_ids(candidate, venue)
+                self._orders.learn_ids(candidate, venue)
                 order = candidate
         if order is None:
             self._foreign[order_id] = 0
@@ -1265,7 +821,7 @@ class BinanceExecution:
         order.filled += trade.qty
         kind = EventKind.FILLED if order.leaves == 0 else EventKind.PARTIALLY_FILLED
         if kind == EventKind.FILLED:
-            self._close_order(order)
+            self._orders.close(order)
         self.counters.fills += 1
         flags = Liquidity.MAKER if trade.maker else Liquidity.TAKER
         self._emit(self._report(kind, order, trade.time_ms * _MS, ts_recv, trade.price, size=trade.qty,
@@ -1285,7 +841,7 @@ class BinanceExecution:
 
     def _expire_finals(self) -> None:
         deadline = time.time_ns() - int(self.config.fill_wait_s * 1e9)
-        for order in list(self._orders.values()):
+        for order in list(self._orders):
             if not order.done and order.final is not None and order.final_since_ns < deadline:
                 self.counters.finals_without_fills += 1
                 self._warn("final_without_fills", "binance: order %s ended with fills still unreported; "
@@ -1326,10 +882,10 @@ class BinanceExecution:
         return np.array(rows, dtype=VENUE_ORDER_DTYPE)
 
     def _order_row(self, venue: VenueOrder, inst: Instrument) -> tuple:
-        order = None if venue.algo else self._by_order_id.get(venue.order_id)
+        order = None if venue.algo else self._orders.by_order_id(venue.order_id)
         cid = order.client_order_id if order is not None else self.client_order_id(venue.client_text)
         status = VenueOrderStatus.PARTIALLY_FILLED if venue.executed > 0 else VenueOrderStatus.OPEN
-        order_type = order.order_type if order is not None else _order_type(venue)
+        order_type = order.order_type if order is not None else engine_order_type(venue)
         voi = order.venue_order_id if order is not None else venue.order_id
         return (voi, cid, venue.price, venue.qty, venue.executed, venue.qty - venue.executed, venue.update_ms * _MS,
                 inst.instrument_id, venue.side, order_type, status)
@@ -1360,7 +916,7 @@ class BinanceExecution:
             start_ms = max(t.time_ms for t in fresh)
 
     def _fill_row(self, trade: VenueTrade, inst: Instrument) -> tuple:
-        order = self._by_order_id.get(trade.order_id)
+        order = self._orders.by_order_id(trade.order_id)
         cid = order.client_order_id if order is not None else 0
         voi = order.venue_order_id if order is not None else trade.order_id
         liquidity = Liquidity.MAKER if trade.maker else Liquidity.TAKER
@@ -1379,15 +935,14 @@ class BinanceExecution:
         ts = dict.fromkeys(self._instruments, ts_recv)
         try:
             for pos in answer:
-                info = _object(pos.get("info") if isinstance(pos, Mapping) else pos, "a position")
-                inst = self._by_market_id.get(_text(info, "symbol"))
-                if inst is None:
+                position = parse_position(pos.get("info") if isinstance(pos, Mapping) else pos, self._by_market_id)
+                if position is None:
                     continue
-                amount = parse_fixed(_get(info, "positionAmt"))
-                qty[inst.instrument_id] += amount
-                if amount:
-                    entry[inst.instrument_id].append(_amount(info, "entryPrice"))
-                    ts[inst.instrument_id] = _whole(info, "updateTime") * _MS
+                iid = self._by_market_id[position.symbol].instrument_id
+                qty[iid] += position.amount
+                if position.amount:
+                    entry[iid].append(position.entry_price)
+                    ts[iid] = position.update_ms * _MS
         except (Rejected, TypeError) as exc:
             self._malformed("fetch_positions", exc, answer)
             raise Failure(Outcome.MALFORMED, RejectReason.VENUE_BUSY, "unreadable positions") from None
@@ -1496,7 +1051,7 @@ class BinanceExecution:
         return self._report(EventKind.CANCEL_REJECTED, order, now, now, cmd.price, flags=reason)
 
     def _status_report(self, cmd: Command, order: TrackedOrder | None, venue: VenueOrder, ts_recv: int) -> np.ndarray:
-        kind = _FINAL.get(venue.status, EventKind.ACCEPTED)
+        kind = FINAL_KIND.get(venue.status, EventKind.ACCEPTED)
         reason = RejectReason.INVALID_ORDER if kind == EventKind.REJECTED else 0
         working = kind == EventKind.ACCEPTED
         rec = _record(kind, venue.side, self.config.venue_id, cmd.instrument_id if order is None else
@@ -1521,25 +1076,4 @@ def _record(kind: int, side: int, venue_id: int, instrument_id: int, client_orde
     rec["ts_recv"] = ts_recv
     rec["flags"] = flags
     return rec
-
-
-def _cancel_reason(failure: Failure) -> int:
-    """The RejectReason of a refused cancel or modify: a lost answer leaves the order as the venue has it."""
-    if failure.outcome in (Outcome.UNKNOWN, Outcome.MALFORMED, Outcome.BUSY):
-        return RejectReason.VENUE_BUSY
-    return failure.reason
-
-
-_ORDER_TYPES = {
-    "LIMIT": OrderType.LIMIT, "LIMIT_MAKER": OrderType.LIMIT, "MARKET": OrderType.MARKET,
-    "STOP_MARKET": OrderType.STOP, "STOP_LOSS": OrderType.STOP, "TAKE_PROFIT_MARKET": OrderType.STOP,
-    "STOP": OrderType.STOP_LIMIT, "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT, "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
-}
-
-
-def _order_type(venue: VenueOrder) -> int:
-    """OrderType of an order the engine did not place (0 when there is none: trailing stops, ...)."""
-    if venue.type == "TAKE_PROFIT":  # a limit order on futures, a market one on spot
-        return OrderType.STOP_LIMIT if venue.price > 0 else OrderType.STOP
-    return _ORDER_TYPES.get(venue.type, 0)
 

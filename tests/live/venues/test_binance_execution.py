@@ -48,17 +48,11 @@ from framework.reconciliation.reports import (
     VenueOrderStatus,
 )
 from live.venues.binance.credentials import Credentials, CredentialsError
-from live.venues.binance.execution import (
-    BinanceExecution,
-    BinanceExecutionConfig,
-    Command,
-    Outcome,
-    Refused,
-    classify,
-    format_fixed,
-    order_request,
-)
+from live.venues.binance.errors import Outcome, classify
+from live.venues.binance.execution import BinanceExecution, BinanceExecutionConfig
 from live.venues.binance.messages import parse_fixed
+from live.venues.binance.order_requests import Command, Refused, order_request
+from live.venues.binance.venue_records import format_fixed
 
 KEY = "k3y-Fake-0123456789abcdefXYZ"
 SECRET = "s3cret-Fake-9876543210fedcbaQRS"
