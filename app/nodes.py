@@ -50,12 +50,22 @@ ROLES = ("engine", "market_data", "gateway", "venue")
 
 
 def pin(cores: list[int], role: str) -> list[int]:
-    """Pin this process to ``cores`` (empty: leave it); return the cores it may run on."""
+    """Pin this process to ``cores`` (empty: leave it); return the cores it may run on.
+
+    ZeroMQ's I/O thread, which does the actual socket writes, goes to the other cores:
+    on the pinned core it would take turns with the thread it serves, and every send
+    would wait for a context switch."""
     if cores:
+        import zmq
+
+        others = sorted(set(os.sched_getaffinity(0)) - set(cores))
         try:
             os.sched_setaffinity(0, set(cores))
         except (OSError, ValueError) as e:
             raise ValueError(f"live.cpus.{role}: cannot pin to cores {cores}: {e}") from None
+        ctx = zmq.Context.instance()  # before any socket: its I/O thread starts with the first
+        for core in others:
+            ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, core)
     return sorted(os.sched_getaffinity(0))
 
 
@@ -97,12 +107,15 @@ class EngineNode:
         from live.runtime import Runtime, RuntimeConfig
 
         engine = build_engine(cfg, out_dir)
+        spin = float(cfg.live.spin_s)
         if is_multi(cfg):
-            self.feed = ZmqFeed([ep.market_data_service()], name="engine.feed")
-            self.venue = ZmqVenue(ENGINE_SENDER, ep.gw_commands, [ep.gateway_reports()], name="engine.venue")
+            self.feed = ZmqFeed([ep.market_data_service()], name="engine.feed", spin_s=spin)
+            self.venue = ZmqVenue(ENGINE_SENDER, ep.gw_commands, [ep.gateway_reports()], name="engine.venue",
+                                  spin_s=spin)
         elif uses_sim_venue(cfg):
-            self.feed = ZmqFeed([ep.sim_market_data()], name="engine.feed")
-            self.venue = ZmqVenue(ENGINE_SENDER, ep.sim_commands, [ep.sim_reports_source()], name="engine.venue")
+            self.feed = ZmqFeed([ep.sim_market_data()], name="engine.feed", spin_s=spin)
+            self.venue = ZmqVenue(ENGINE_SENDER, ep.sim_commands, [ep.sim_reports_source()], name="engine.venue",
+                                  spin_s=spin)
         else:
             from app.live_build import venue_execution, venue_feed
 
@@ -185,8 +198,11 @@ async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready
 
             async def forward() -> None:
                 while True:
-                    frame = await commands.recv()
-                    venue.send(frame.records)
+                    frame = commands.recv_nowait()
+                    if frame is None:
+                        await commands.wait()
+                    else:
+                        venue.send(frame.records)
 
             forwarder = asyncio.create_task(forward())
             ready()
@@ -218,10 +234,10 @@ async def _drain(commands, venue, seconds: float = 1.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline:
-        try:
-            frame = await asyncio.wait_for(commands.recv(), deadline - loop.time())
-        except TimeoutError:
-            return
+        frame = commands.recv_nowait()
+        if frame is None:
+            await commands.wait(deadline - loop.time())
+            continue
         venue.send(frame.records)
 
 

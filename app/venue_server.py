@@ -22,7 +22,6 @@ until told to stop, so that a subscriber that missed the end can still recover i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from app.backtest import build_backtest, pipeline_spec, sim_params
 from app.data_source import prepare
 from app.endpoints import SIM_MARKET_DATA, SIM_REPORTS, Endpoints
 from app.model_source import strategy_model
-from framework.events import TS_MAX, EventKind
+from framework.events import EventKind
 from live.transport import CommandReceiver, Publisher
 from sim.exchange import allocate_exchange
 from sim.models import latency_streams
@@ -140,9 +139,10 @@ async def serve_paper(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: async
 
 
 async def _trade_on_wall_time(venue: PacedVenue, md: Publisher, reports: Publisher, commands: CommandReceiver,
-                              stop: asyncio.Event) -> None:
-    """Publish rows and reports as they fall due, apply commands as they come, until stopped.
-    The market-data stream ends with the data; orders are served until the end."""
+                              stop: asyncio.Event, poll_s: float = 0.05) -> None:
+    """Publish rows and reports as they fall due, apply commands as they come, until stopped
+    (noticed within ``poll_s``). The market-data stream ends with the data; orders are
+    served until the end."""
     while not stop.is_set():
         now = time.time_ns()
         rows = venue.play_due(now)
@@ -158,27 +158,9 @@ async def _trade_on_wall_time(venue: PacedVenue, md: Publisher, reports: Publish
         due = venue.due_reports(time.time_ns())
         if len(due):
             reports.publish(due)
+            continue
         wake = min(venue.next_row_ns(), venue.next_report_ns())
-        timeout = None if wake == TS_MAX else max(0.0, (wake - time.time_ns()) / 1e9)
-        with contextlib.suppress(TimeoutError):
-            frame = await asyncio.wait_for(_next_command_or_stop(commands, stop), timeout)
-            if frame is not None:
-                venue.apply(frame.records, time.time_ns())
-
-
-async def _next_command_or_stop(commands: CommandReceiver, stop: asyncio.Event):
-    """The next command frame, or None as soon as ``stop`` is set."""
-    receiving = asyncio.ensure_future(commands.recv())
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait([receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not receiving.done():
-            receiving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiving
-    return receiving.result() if receiving in done else None
+        await commands.wait(min(poll_s, max(0.0, (wake - time.time_ns()) / 1e9)))
 
 
 async def _linger(stop: asyncio.Event, seconds: float) -> None:

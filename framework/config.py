@@ -400,6 +400,9 @@ class LiveConfig:
     journal_flush_s: float = 0.05
     journal_sync_s: float = 1.0
     heartbeat_s: float = 0.25
+    spin_s: float = 0.0
+    """After each message the engine polls its sockets without sleeping this long (0: it
+    sleeps at once). Lower, steadier latency for CPU time; pin the engine when you use it."""
     lockstep_timeout_s: float = 600.0
     """How long the lockstep server waits for the engine's answer to one input (the first
     includes the engine's start, compilation included)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from framework.events import CommandKind, EventKind
+from framework.journal import journal_commands
 from framework.stepper import Stepper
 
 
@@ -29,7 +30,8 @@ def replay(p, on_event, params, state, events: np.ndarray, *, first_index: int =
     journal's inputs can be replayed as they were read.
     """
     stepper = Stepper(p, on_event, params, state, batch=block, first_index=first_index)
-    return stepper.feed(events[:stop]).copy()
+    commands = stepper.feed(events[:stop])
+    return journal_commands(stepper.indexes, commands)
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit
 
-from framework.events import COMMAND_DTYPE, EVENT_DTYPE, concat_records, records
+from framework.events import COMMAND_DTYPE, EVENT_DTYPE, concat_records, copy_records, raw_copy, records
 from framework.jit import KERNEL, cache_by_source, entry_point
-from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.state import Pipeline
 from framework.step import step
 
 
 @njit(**KERNEL)
-def _step_batch(p, events, start: int, stop: int, out, commands, n_commands: int, on_event, params,
-                state) -> tuple[int, int]:
-    """Feed ``events[start:stop]`` to ``step``; append its commands to ``commands``.
+def _step_batch(p, events, start: int, stop: int, out, commands, indexes, n_commands: int, first_index: int,
+                on_event, params, state) -> tuple[int, int]:
+    """Feed ``events[start:stop]`` to ``step``; append its commands to ``commands`` and the
+    index of the input each came from (counted from ``first_index``) to ``indexes``.
 
     Stops early, before an input whose commands might not fit. Returns the index of the
     next input to feed and the number of commands held."""
@@ -38,9 +38,8 @@ def _step_batch(p, events, start: int, stop: int, out, commands, n_commands: int
     while i < stop and n_commands <= room:
         n_out = step(p, events[i], out, on_event, params, state)
         for k in range(n_out):
-            j = commands[n_commands]
-            j.input_index = i
-            j.command = out[k]
+            commands[n_commands] = out[k]
+            indexes[n_commands] = first_index + i
             n_commands += 1
         i += 1
     return i, n_commands
@@ -50,10 +49,11 @@ class Stepper:
     """A pipeline and a strategy, fed batches of inputs from Python.
 
     ``feed(events)`` runs every input through ``step`` in order and returns the commands
-    as ``JOURNAL_COMMAND_DTYPE`` records (``input_index`` counts inputs fed so far, from
-    ``first_index``), a view valid until the next call. The inputs are copied into a
-    buffer of the stepper's own (``inputs``), so a read-only view of received bytes can
-    be fed; a caller that fills ``inputs`` itself calls ``step_inputs(n)`` instead.
+    they produced as contiguous ``COMMAND_DTYPE`` records (ready for the wire), with
+    ``indexes`` saying which input produced each (counted from ``first_index``); both
+    are views valid until the next call. The inputs are copied into a buffer of the
+    stepper's own (``inputs``), so a read-only view of received bytes can be fed; a
+    caller that fills ``inputs`` itself calls ``step_inputs(n)`` instead.
     """
 
     def __init__(self, p: Pipeline, on_event: Callable, params: np.ndarray, state: object, *,
@@ -65,17 +65,19 @@ class Stepper:
         self.params = params
         self.state = state
         self.n_inputs = first_index
-        """Inputs fed so far (the ``input_index`` the next one will get)."""
+        """Inputs fed so far (the index the next one will get)."""
         self.inputs = records(batch, EVENT_DTYPE)
         """The buffer ``step_inputs`` feeds from."""
+        self.indexes = np.zeros(0, np.int64)
+        """The input index of each command the last call returned."""
         self._out = records(len(p.orders) + len(p.intents) + 1, COMMAND_DTYPE)
-        self._commands = records(4 * len(self._out), JOURNAL_COMMAND_DTYPE)
-        self._parts: list[np.ndarray] = []
+        self._commands = records(4 * len(self._out), COMMAND_DTYPE)
+        self._indexes = np.zeros(len(self._commands), np.int64)
         self._call = entry_point(_step_batch, self._args(0, 0))
 
     def _args(self, stop: int, n_commands: int, start: int = 0) -> tuple:
-        return (self.p, self.inputs, start, stop, self._out, self._commands, n_commands, self.on_event,
-                self.params, self.state)
+        return (self.p, self.inputs, start, stop, self._out, self._commands, self._indexes, n_commands,
+                self.n_inputs, self.on_event, self.params, self.state)
 
     def feed(self, events: np.ndarray) -> np.ndarray:
         """Step every record of ``events`` (``EVENT_DTYPE``) in order; return their commands."""
@@ -83,23 +85,32 @@ class Stepper:
             raise TypeError(f"inputs must be EVENT_DTYPE records, got {events.dtype}")
         batch = len(self.inputs)
         if len(events) <= batch:
-            self.inputs[:len(events)] = events
+            copy_records(self.inputs, events)
             return self.step_inputs(len(events))
-        parts = [self.feed(events[first:first + batch]).copy() for first in range(0, len(events), batch)]
-        return concat_records(parts, JOURNAL_COMMAND_DTYPE)
+        commands, indexes = [], []
+        for first in range(0, len(events), batch):
+            commands.append(raw_copy(self.feed(events[first:first + batch])))
+            indexes.append(self.indexes.copy())
+        self.indexes = np.concatenate(indexes)
+        return concat_records(commands, COMMAND_DTYPE)
 
     def step_inputs(self, n: int) -> np.ndarray:
         """Step ``inputs[:n]`` in order; return their commands (a view valid until the next call)."""
-        parts = self._parts
-        parts.clear()
+        commands: list[np.ndarray] = []
+        indexes: list[np.ndarray] = []
         i = 0
         while i < n:
             i, n_commands = self._call(*self._args(n, 0, i))
             if n_commands:
-                got = self._commands[:n_commands]
-                got["input_index"] += self.n_inputs
-                parts.append(got if i == n and not parts else got.copy())
+                if i == n and not commands:  # all of them in one go: the common case, no copy
+                    self.n_inputs += n
+                    self.indexes = self._indexes[:n_commands]
+                    return self._commands[:n_commands]
+                commands.append(raw_copy(self._commands[:n_commands]))
+                indexes.append(self._indexes[:n_commands].copy())
         self.n_inputs += n
-        if not parts:
+        if not commands:
+            self.indexes = self._indexes[:0]
             return self._commands[:0]
-        return parts[0] if len(parts) == 1 else concat_records(parts, JOURNAL_COMMAND_DTYPE)
+        self.indexes = np.concatenate(indexes)
+        return concat_records(commands, COMMAND_DTYPE)

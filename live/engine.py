@@ -30,9 +30,18 @@ from enum import IntEnum
 import numpy as np
 from numba import njit
 
-from framework.events import EVENT_DTYPE, ControlCode, EventKind, concat_records, records
+from framework.events import (
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    ControlCode,
+    EventKind,
+    concat_records,
+    copy_records,
+    raw_copy,
+    records,
+)
 from framework.jit import entry_point
-from framework.journal import JOURNAL_COMMAND_DTYPE, JournalWriter
+from framework.journal import JournalWriter, journal_commands
 from framework.stepper import Stepper
 from live.transport.common import Rejects
 
@@ -134,7 +143,7 @@ class Engine:
         """``ts_recv`` of the last input fed."""
         self.counters: Counter[str] = Counter()
         """``inputs`` fed and ``rejected_<reason>`` by ``Reject`` name."""
-        self.rejects = Rejects("engine")
+        self.rejects = Rejects("engine", event="input rejected")
         self._allowed = {}
         for src, kinds in ALLOWED_KINDS.items():
             table = np.zeros(256, np.uint8)
@@ -143,9 +152,11 @@ class Engine:
                 table[EventKind.TIMER] = 1
             self._allowed[src] = table
         self._reasons = np.zeros(len(stepper.inputs), np.uint8)
+        self._ts_recv = stepper.inputs["ts_recv"]
         self._admit = entry_point(_admit, self._admit_args(0, Origin.MARKET_DATA, 0))
         self._jev = records(journal_block, EVENT_DTYPE)
-        self._jcmd = records(max(journal_block, 4 * len(self.p.orders)), JOURNAL_COMMAND_DTYPE)
+        self._jcmd = records(max(journal_block, 4 * len(self.p.orders)), COMMAND_DTYPE)
+        self._jidx = np.zeros(len(self._jcmd), np.int64)
         self._n_jev = 0
         self._n_jcmd = 0
         self._control = records(1, EVENT_DTYPE)
@@ -160,9 +171,9 @@ class Engine:
     def process(self, events: np.ndarray, origin: Origin, now_ns: int = 0) -> np.ndarray:
         """Check, stamp and step ``events``; return the commands they produced.
 
-        The commands are ``JOURNAL_COMMAND_DTYPE`` records (``input_index`` numbers the
-        inputs fed since the start), a view valid until the next call. ``now_ns`` is the
-        clock's time (ignored in lockstep).
+        The commands are contiguous ``COMMAND_DTYPE`` records, ready for the wire, a view
+        valid until the next call (``stepper.indexes`` numbers the input each came from).
+        ``now_ns`` is the clock's time (ignored in lockstep).
         """
         if events.dtype != EVENT_DTYPE:  # an adapter's bug: refused like any malformed input, never fed
             self.counters["rejected_bad_dtype"] += len(events)
@@ -171,21 +182,25 @@ class Engine:
             return self.stepper.step_inputs(0)
         batch = len(self.stepper.inputs)
         if len(events) > batch:
-            parts = [self.process(events[i:i + batch], origin, now_ns).copy() for i in range(0, len(events), batch)]
-            return concat_records(parts, JOURNAL_COMMAND_DTYPE)
+            parts, indexes = [], []
+            for i in range(0, len(events), batch):
+                parts.append(raw_copy(self.process(events[i:i + batch], origin, now_ns)))
+                indexes.append(self.stepper.indexes.copy())
+            self.stepper.indexes = np.concatenate(indexes)
+            return concat_records(parts, COMMAND_DTYPE)
         n = len(events)
         inputs = self.stepper.inputs
-        inputs[:n] = events
+        copy_records(inputs, events)
         kept = self._admit(*self._admit_args(n, origin, now_ns))
         if kept < n:
             self._report_rejects(events, n, origin)
         if kept == 0:
             return self.stepper.step_inputs(0)
-        self.last_ts = int(inputs[kept - 1]["ts_recv"])
+        self.last_ts = int(self._ts_recv[kept - 1])
         self.counters["inputs"] += kept
         commands = self.stepper.step_inputs(kept)
         if self.journal is not None:
-            self._journal(inputs[:kept], commands)
+            self._journal(inputs[:kept], commands, self.stepper.indexes)
         return commands
 
     def _report_rejects(self, events: np.ndarray, n: int, origin: Origin) -> None:
@@ -222,24 +237,27 @@ class Engine:
 
     # -- the journal ----------------------------------------------------------------------------
 
-    def _journal(self, events: np.ndarray, commands: np.ndarray) -> None:
-        if self._n_jev + len(events) > len(self._jev) or self._n_jcmd + len(commands) > len(self._jcmd):
+    def _journal(self, events: np.ndarray, commands: np.ndarray, indexes: np.ndarray) -> None:
+        n_ev, n_cmd = len(events), len(commands)
+        if self._n_jev + n_ev > len(self._jev) or self._n_jcmd + n_cmd > len(self._jcmd):
             self.flush_journal()
-        if len(events) > len(self._jev) or len(commands) > len(self._jcmd):
-            self.journal.write(events, commands)
+        if n_ev > len(self._jev) or n_cmd > len(self._jcmd):
+            self.journal.write(events, journal_commands(indexes, commands))
             return
-        self._jev[self._n_jev:self._n_jev + len(events)] = events
-        self._n_jev += len(events)
-        if len(commands):
-            self._jcmd[self._n_jcmd:self._n_jcmd + len(commands)] = commands
-            self._n_jcmd += len(commands)
+        copy_records(self._jev[self._n_jev:], events)
+        self._n_jev += n_ev
+        if n_cmd:
+            copy_records(self._jcmd[self._n_jcmd:], commands)
+            self._jidx[self._n_jcmd:self._n_jcmd + n_cmd] = indexes
+            self._n_jcmd += n_cmd
 
     def flush_journal(self) -> None:
         """Write what the journal holds in memory and hand it to the operating system."""
         if self.journal is None:
             return
         if self._n_jev or self._n_jcmd:
-            self.journal.write(self._jev[:self._n_jev], self._jcmd[:self._n_jcmd])
+            n = self._n_jcmd
+            self.journal.write(self._jev[:self._n_jev], journal_commands(self._jidx[:n], self._jcmd[:n]))
             self._n_jev = self._n_jcmd = 0
         self.journal.flush()
 

@@ -19,6 +19,7 @@ the loss is visible in the subscriber's counters.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,15 +32,28 @@ Deliver = Callable[[np.ndarray, int], None]
 """Takes a batch of EVENT_DTYPE records and the ``perf_counter_ns`` time they were received."""
 
 
-async def _pump(subscriber: Subscriber, deliver: Deliver) -> None:
-    """Deliver every frame of ``subscriber`` until all its publishers ended their streams."""
+async def _pump(subscriber: Subscriber, deliver: Deliver, spin_s: float = 0.0) -> None:
+    """Deliver every frame of ``subscriber`` until all its publishers ended their streams.
+
+    After a frame, the socket is polled without sleeping for ``spin_s`` seconds (yielding
+    to the event loop between polls) before the task blocks again: a process woken from
+    sleep runs its first microseconds with cold caches and a slow core, which costs more
+    than the work itself. Spinning trades CPU time for latency; pin the process."""
     live = set(subscriber.publisher_ids)
+    spin_ns = int(spin_s * 1e9)
+    idle_since = 0
     while live:
         t_received = time.perf_counter_ns()
         frame = subscriber.recv_nowait()
         if frame is None:
-            await subscriber.wait()
+            if not idle_since:
+                idle_since = t_received
+            if t_received - idle_since < spin_ns:
+                await asyncio.sleep(0)
+            else:
+                await subscriber.wait()
             continue
+        idle_since = 0
         if frame.msg_type == MsgType.END:
             live.discard(frame.publisher_id)
         elif len(frame.records):
@@ -49,12 +63,14 @@ async def _pump(subscriber: Subscriber, deliver: Deliver) -> None:
 class ZmqFeed:
     """Market data published by other processes (a market-data service, a simulated venue)."""
 
-    def __init__(self, sources: Sequence[Source], *, name: str = "feed", **subscriber_options) -> None:
+    def __init__(self, sources: Sequence[Source], *, name: str = "feed", spin_s: float = 0.0,
+                 **subscriber_options) -> None:
         self.subscriber = Subscriber(sources, name=name, **subscriber_options)
+        self.spin_s = spin_s
 
     async def run(self, deliver: Deliver) -> None:
         """Deliver frames until every source ended its stream."""
-        await _pump(self.subscriber, deliver)
+        await _pump(self.subscriber, deliver, self.spin_s)
 
     def close(self) -> None:
         """Close the sockets."""
@@ -65,9 +81,10 @@ class ZmqVenue:
     """A venue reached over ZeroMQ: commands on the acknowledged path, reports by PUB/SUB."""
 
     def __init__(self, sender_id: int, command_endpoint: str, reports: Sequence[Source], *, name: str = "venue",
-                 **subscriber_options) -> None:
+                 spin_s: float = 0.0, **subscriber_options) -> None:
         self.sender = CommandSender(sender_id, command_endpoint, name=f"{name}.commands")
         self.subscriber = Subscriber(reports, name=f"{name}.reports", **subscriber_options)
+        self.spin_s = spin_s
 
     def send(self, commands: np.ndarray) -> None:
         """Queue ``commands`` (COMMAND_DTYPE) as one frame; an empty one is sent too (lockstep
@@ -77,7 +94,7 @@ class ZmqVenue:
     async def run(self, deliver: Deliver) -> None:
         """Deliver reports until the venue ended its stream; keep the command path acknowledged."""
         await self.sender.start()
-        await _pump(self.subscriber, deliver)
+        await _pump(self.subscriber, deliver, self.spin_s)
 
     async def flush(self, timeout: float) -> bool:
         """Wait until the venue has every command sent so far."""

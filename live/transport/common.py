@@ -110,8 +110,9 @@ class Rejects:
     ``suppressed`` field of the next line logged for that reason.
     """
 
-    def __init__(self, where: str, burst: int = 10) -> None:
+    def __init__(self, where: str, burst: int = 10, event: str = "frame rejected") -> None:
         self.where = where
+        self.event = event
         self.counts: Counter[str] = Counter()
         self._burst = burst
         self._window: dict[str, tuple[int, int, int]] = {}  # reason -> (second, logged, suppressed)
@@ -139,7 +140,7 @@ class Rejects:
             return
         self._window[reason] = (start, logged + 1, 0)
         log.warning(
-            "frame rejected",
+            self.event,
             where=self.where,
             reason=reason,
             detail=message,

@@ -66,6 +66,7 @@ class Subscriber:
         self._dealers: dict[int, zmq.Socket] = {}
         self._deadline: dict[int, float] = {}  # publisher -> when its outstanding replay request times out
         self._heard: dict[int, float] = {}  # publisher -> when a valid frame of it last arrived
+        self._answered: list[int] = []
         try:
             for source in sources:
                 self._sub.connect(source.data)
@@ -112,11 +113,14 @@ class Subscriber:
         out = self._out
         for msg in drain(self._sub):
             self._take(msg, None, out)
-        for pid, dealer in self._dealers.items():
-            for msg in drain(dealer):
-                self._deadline.pop(pid, None)  # the outstanding request is answered
+        for pid in self._deadline:  # a reply can only come where a request is outstanding
+            for msg in drain(self._dealers[pid]):
+                self._answered.append(pid)
                 for part in msg:
                     self._take([part], pid, out)
+        for pid in self._answered:
+            self._deadline.pop(pid, None)
+        self._answered.clear()
         if out:
             self._ready.extend(out)
             out.clear()

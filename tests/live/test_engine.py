@@ -14,7 +14,7 @@ from scripted import T0, make_quotes, make_script, make_trades, merge, new_state
 from structlog.testing import capture_logs
 
 from framework.events import EVENT_DTYPE, CommandKind, EventKind, Side, to_fixed
-from framework.journal import JournalWriter, read_journal
+from framework.journal import JournalWriter, journal_commands, read_journal
 from framework.state import PipelineSpec, allocate
 from framework.stepper import Stepper
 from live.engine import ALLOWED_KINDS, Engine, Origin
@@ -38,9 +38,9 @@ def test_good_inputs_are_stamped_stepped_and_turned_into_commands():
     engine = new_engine([submit(BUY, 1, 100, at=1)])
     assert len(engine.process(quotes(1), Origin.MARKET_DATA, now_ns=T0 + 5)) == 0
     commands = engine.process(quotes(1, start=2000), Origin.MARKET_DATA, now_ns=T0 + 7)
-    kinds = list(commands["command"]["kind"])
-    assert CommandKind.SUBMIT in kinds and commands["input_index"][0] == 1
-    submit_cmd = commands["command"][kinds.index(CommandKind.SUBMIT)]
+    kinds = list(commands["kind"])
+    assert CommandKind.SUBMIT in kinds and engine.stepper.indexes[0] == 1
+    submit_cmd = commands[kinds.index(CommandKind.SUBMIT)]
     assert submit_cmd["ts_event"] == T0 + 7  # decided at the engine's clock, not the venue's time
     assert engine.counters["inputs"] == 2 and engine.last_ts == T0 + 7
 
@@ -84,9 +84,9 @@ def test_malformed_records_are_rejected_counted_and_logged_and_the_rest_goes_on(
     assert engine.counters["inputs"] == 3
     for name, n in expected.items():
         assert engine.counters[name] == n, name
-    reasons = sorted(e["reason"] for e in logs if e["event"] == "frame rejected")
+    reasons = sorted(e["reason"] for e in logs if e["event"] == "input rejected")
     assert reasons == sorted(name.removeprefix("rejected_") for name in expected)
-    assert all("head_hex" in e and "detail" in e for e in logs if e["event"] == "frame rejected")
+    assert all("head_hex" in e and "detail" in e for e in logs if e["event"] == "input rejected")
     # Exactly as if only the three good quotes had come: the third input is the submit's.
     reference = new_engine([submit(BUY, 1, 100, at=2)])
     again = reference.process(quotes(3), Origin.MARKET_DATA, now_ns=T0 + 9)
@@ -145,7 +145,7 @@ def test_the_journal_holds_exactly_what_was_fed_and_produced(tmp_path):
     with capture_logs():
         for k in range(0, len(batch), 3):
             commands = engine.process(batch[k:k + 3], Origin.MARKET_DATA, now_ns=T0 + k)
-            produced.append(commands.copy())
+            produced.append(journal_commands(engine.stepper.indexes, commands))
             fed.append(engine.stepper.inputs[: engine.counters["inputs"] - sum(len(f) for f in fed)].copy())
         engine.flush_journal()
         _, ev_mid, _ = read_journal(path)  # readable while the engine runs
@@ -162,5 +162,5 @@ def test_the_kill_switch_cancels_every_working_order_through_step():
     engine.process(quotes(1), Origin.MARKET_DATA, now_ns=T0)
     assert engine.open_orders == 2
     commands = engine.kill_switch(T0 + 10)
-    cancels = commands["command"][commands["command"]["kind"] == CommandKind.CANCEL]
+    cancels = commands[commands["kind"] == CommandKind.CANCEL]
     assert len(cancels) == 2 and engine.counters["inputs"] == 2

@@ -368,7 +368,7 @@ def run_strategy(on_event_kernel, params, state, events: np.ndarray, *, latency=
     journal = CapturingHasher() if journal_path is None else JournalWriter(journal_path, {"test": "scripted"})
     stepper = Stepper(p, on_event_kernel, params, state) if remote else None
     bt = Backtest(p, ex, lp, Strategy(on_event_kernel, params, state), journal,
-                  remote=None if stepper is None else (lambda ev: stepper.feed(ev)["command"]))
+                  remote=None if stepper is None else stepper.feed)
     events = events.copy()
     if split_at is not None:
         cuts = [0, *split_at, len(events)]

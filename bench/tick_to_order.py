@@ -1,0 +1,152 @@
+"""Tick-to-order latency of the live engine over ZeroMQ IPC, single and multi topology, pinned or not.
+
+Each measurement is a real paper session (``app.live.run_session``): the simulated venue
+server plays the synthetic market on wall-clock time at a chosen message rate, the
+engine runs the market maker (which re-quotes on most ticks), and the venue answers
+its orders. Nothing is mocked: the processes, sockets, codecs and the compiled
+pipeline are those of ``python run.py mode=paper``. Printed per run:
+
+* tick-to-order p50 / p99 / p99.9 / max (us): inside the engine, from the moment the
+  input message is taken from its socket (decoding included) to the moment the order
+  message is handed to ZeroMQ (``live.runtime.LatencyRecorder``);
+* feed delay p50 / p99 (us): from the venue stamping a row (when it played it) to the
+  engine stamping it on receipt: transport, the market-data service's hop (multi) and
+  any queueing in the engine. A rate is *sustained* when no gap was detected and this
+  delay stays bounded (p99 under ``--max-delay-ms``): beyond that the engine falls behind;
+* gaps: sequence gaps the engine's subscribers detected (recovered by replay);
+* achieved rate: data rows the engine received per second.
+
+Usage::
+
+    python bench/tick_to_order.py                                  # 300 and 3,000 msg/s, both topologies, pin off/on
+    python bench/tick_to_order.py --rates 300 --topologies single --pinning off --duration 10
+    python bench/tick_to_order.py --find-max --topologies single   # highest rate sustained without gaps
+
+Pinning "on" puts the engine alone on the last core and every other process on the
+others (``live.cpus``). On this 2-core machine the other processes share one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.numba_cache import configure_numba_cache  # noqa: E402
+
+configure_numba_cache()
+
+import numpy as np  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from app.live import run_session  # noqa: E402
+from framework.config import register_configs  # noqa: E402
+from framework.events import EventKind  # noqa: E402
+from framework.journal import read_journal  # noqa: E402
+
+TRADES_PER_DAY = 200_000
+QUOTES_PER_TRADE = 2.0
+ROWS_PER_S = TRADES_PER_DAY * (1 + QUOTES_PER_TRADE) / 86_400  # the synthetic market's average pace at speed 1
+
+
+def config(rate: float, topology: str, pinned: bool, duration: float, catalog: Path):
+    n_cores = len(__import__("os").sched_getaffinity(0))
+    engine_core, others = [n_cores - 1], list(range(max(1, n_cores - 1)))
+    cpus = ([f"live.cpus.engine={engine_core}", f"live.cpus.market_data={others}", f"live.cpus.gateway={others}",
+             f"live.cpus.venue={others}"] if pinned else [])
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[
+            "mode=paper", "strategy=market_maker", f"live.topology={topology}", f"live.duration_s={duration}",
+            f"live.paper.speed={rate / ROWS_PER_S}", "live.paper.max_batch=64", "live.end_linger_s=1",
+            f"data.catalog_root={catalog}", f"data.synthetic.trades_per_day={TRADES_PER_DAY}",
+            f"data.synthetic.quotes_per_trade={QUOTES_PER_TRADE}", "data.synthetic.days=2",
+            "risk.instrument.max_messages_per_s=0", "progress=false", *[c.replace(" ", "") for c in cpus]])
+
+
+def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, out: Path) -> dict:
+    """One paper session; its figures."""
+    cfg = config(rate, topology, pinned, duration, catalog)
+    summaries = run_session(cfg, out)
+    engine = summaries["engine"]
+    _, events, _ = read_journal(out / "engine" / "journal.bin", torn_tail="drop")
+    market = events[(events["kind"] == EventKind.QUOTE) | (events["kind"] == EventKind.TRADE)]
+    delay_us = (market["ts_recv"] - market["ts_event"]) / 1e3
+    links = engine.get("links", {})
+    gaps = sum(links.get(k, {}).get("gaps_detected", 0) for k in ("feed_subscriber", "venue_subscriber"))
+    span_s = (market["ts_recv"][-1] - market["ts_recv"][0]) / 1e9 if len(market) > 1 else 0.0
+    return {
+        "rate": rate, "topology": topology, "pinned": pinned,
+        "achieved": len(market) / span_s if span_s else 0.0, "rows": len(market),
+        "t2o": engine["tick_to_order"], "gaps": gaps,
+        "delay_p50_us": float(np.percentile(delay_us, 50)) if len(delay_us) else float("nan"),
+        "delay_p99_us": float(np.percentile(delay_us, 99)) if len(delay_us) else float("nan"),
+    }
+
+
+def row(r: dict) -> str:
+    t = r["t2o"]
+    lat = (f"{t['p50_us']:8.1f} {t['p99_us']:8.1f} {t['p999_us']:8.1f} {t['max_us']:9.1f} {t['count']:8,d}"
+           if t.get("count") else f"{'-':>8} {'-':>8} {'-':>8} {'-':>9} {0:8d}")
+    return (f"{r['topology']:<7} {'on' if r['pinned'] else 'off':<4} {r['rate']:>8,.0f} {r['achieved']:>9,.0f} "
+            f"{lat} {r['delay_p50_us']:9.0f} {r['delay_p99_us']:9.0f} {r['gaps']:5d}")
+
+
+HEADER = (f"{'topo':<7} {'pin':<4} {'target/s':>8} {'achieved':>9} {'t2o p50':>8} {'p99':>8} {'p99.9':>8} "
+          f"{'max':>9} {'orders':>8} {'feed p50':>9} {'feed p99':>9} {'gaps':>5}")
+
+
+def find_max(topology: str, pinned: bool, duration: float, catalog: Path, folder: Path, max_delay_ms: float) -> None:
+    rate, best = 1000.0, 0.0
+    while rate <= 200_000:
+        r = measure(rate, topology, pinned, duration, catalog, folder / f"max-{topology}-{pinned}-{int(rate)}")
+        print(row(r), flush=True)
+        sustained = r["gaps"] == 0 and r["delay_p99_us"] < max_delay_ms * 1e3 and r["achieved"] > 0.9 * rate
+        if not sustained:
+            break
+        best = r["achieved"]
+        rate *= 1.6
+    print(f"highest rate sustained without gaps ({topology}, pinning {'on' if pinned else 'off'}): "
+          f"{best:,.0f} msg/s", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default="300,3000", help="message rates, data rows per second")
+    p.add_argument("--topologies", default="single,multi")
+    p.add_argument("--pinning", default="off,on")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per session")
+    p.add_argument("--find-max", action="store_true", help="raise the rate until gaps or lag appear")
+    p.add_argument("--max-delay-ms", type=float, default=5.0, help="feed delay p99 that counts as falling behind")
+    args = p.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="t2o-"))
+    catalog = folder / "catalog"
+    print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1", flush=True)
+    print(HEADER, flush=True)
+    t0 = time.perf_counter()
+    results = []
+    for topology in args.topologies.split(","):
+        for pin in args.pinning.split(","):
+            pinned = pin == "on"
+            if args.find_max:
+                find_max(topology, pinned, args.duration, catalog, folder, args.max_delay_ms)
+                continue
+            for rate in (float(x) for x in args.rates.split(",")):
+                r = measure(rate, topology, pinned, args.duration, catalog, folder / f"{topology}-{pin}-{int(rate)}")
+                results.append(r)
+                print(row(r), flush=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"done in {time.perf_counter() - t0:.0f} s; results in {folder / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
