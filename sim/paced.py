@@ -2,9 +2,10 @@
 
 The backtest loop owns simulated time; here the wall clock does. Data rows are played
 at their own pace (``speed`` times faster): a row is due at ``start_ns + (ts_event -
-first ts_event) / speed``, and when it is due the exchange sees it with that wall time
-as its ``ts_event`` (so GTD expiries, stops and every report live in wall time, and
-the engine's staleness checks see current data). Orders are applied when they arrive.
+first ts_event) / speed``, and the exchange sees it when it is played, with that
+moment as its ``ts_event`` (so GTD expiries, stops and every report live in wall time,
+the engine's staleness checks see current data, and ``ts_recv - ts_event`` at the
+engine is the feed's real delay). Orders are applied when they arrive.
 Reports leave when the exchange's response latency says they reach the trader
 (``ts_recv``), so the latency model still applies on top of the real transport's.
 
@@ -101,8 +102,8 @@ class PacedVenue:
             if ts > now_ns:
                 break
             batch[n] = self._rows[self._i]
-            batch[n]["ts_event"] = ts
-            batch[n]["ts_recv"] = ts
+            batch[n]["ts_event"] = now_ns
+            batch[n]["ts_recv"] = now_ns
             n += 1
             self._i += 1
             self._refill()
