@@ -57,7 +57,7 @@ QUOTES_PER_TRADE = 2.0
 ROWS_PER_S = TRADES_PER_DAY * (1 + QUOTES_PER_TRADE) / 86_400  # the synthetic market's average pace at speed 1
 
 
-def config(rate: float, topology: str, pinned: bool, duration: float, catalog: Path):
+def config(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, spin: float = 0.0):
     n_cores = len(__import__("os").sched_getaffinity(0))
     engine_core, others = [n_cores - 1], list(range(max(1, n_cores - 1)))
     cpus = ([f"live.cpus.engine={engine_core}", f"live.cpus.market_data={others}", f"live.cpus.gateway={others}",
@@ -70,12 +70,14 @@ def config(rate: float, topology: str, pinned: bool, duration: float, catalog: P
             f"live.paper.speed={rate / ROWS_PER_S}", "live.paper.max_batch=64", "live.end_linger_s=1",
             f"data.catalog_root={catalog}", f"data.synthetic.trades_per_day={TRADES_PER_DAY}",
             f"data.synthetic.quotes_per_trade={QUOTES_PER_TRADE}", "data.synthetic.days=2",
-            "risk.instrument.max_messages_per_s=0", "progress=false", *[c.replace(" ", "") for c in cpus]])
+            "risk.instrument.max_messages_per_s=0", f"live.spin_s={spin}", "progress=false",
+            *[c.replace(" ", "") for c in cpus]])
 
 
-def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, out: Path) -> dict:
+def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, out: Path,
+            spin: float = 0.0) -> dict:
     """One paper session; its figures."""
-    cfg = config(rate, topology, pinned, duration, catalog)
+    cfg = config(rate, topology, pinned, duration, catalog, spin)
     summaries = run_session(cfg, out)
     engine = summaries["engine"]
     _, events, _ = read_journal(out / "engine" / "journal.bin", torn_tail="drop")
@@ -93,6 +95,58 @@ def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: 
     }
 
 
+def _floor_publisher(endpoint: str, n: int, rate: float) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.bind(endpoint)
+    time.sleep(0.5)  # let the subscriber join
+    for _ in range(n):
+        sock.send(b"x" * 120)
+        time.sleep(1 / rate)
+    sock.send(b"END")
+    sock.close()
+
+
+def zmq_floor(n: int = 3000, rate: float = 300.0) -> tuple[float, float, float]:
+    """What the bare transport costs here: a SUB receive and a DEALER send in Python, nothing
+    between (the engine's path adds decoding, step and encoding to it). p50/p99/p99.9 in us."""
+    import multiprocessing as mp
+
+    import zmq
+
+    folder = tempfile.mkdtemp(prefix="floor-")
+    pub_ep, sink_ep = f"ipc://{folder}/pub", f"ipc://{folder}/sink"
+    publisher = mp.get_context("fork").Process(target=_floor_publisher, args=(pub_ep, n, rate))
+    publisher.start()  # forked before this process makes a ZeroMQ context of its own
+    ctx = zmq.Context()
+    sink = ctx.socket(zmq.ROUTER)
+    sink.setsockopt(zmq.RCVHWM, 0)  # never read: unbounded, so the sends never block
+    sink.bind(sink_ep)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(pub_ep)
+    out = ctx.socket(zmq.DEALER)
+    out.setsockopt(zmq.SNDHWM, 0)
+    out.connect(sink_ep)
+    poller = zmq.Poller()
+    poller.register(sub, zmq.POLLIN)
+    samples = []
+    while True:
+        poller.poll()
+        t0 = time.perf_counter_ns()
+        msg = sub.recv()
+        out.send(msg)
+        samples.append(time.perf_counter_ns() - t0)
+        if msg == b"END":
+            break
+    publisher.join()
+    ctx.destroy(linger=0)
+    us = np.array(samples[len(samples) // 10:]) / 1e3
+    return tuple(float(x) for x in np.percentile(us, [50, 99, 99.9]))
+
+
 def row(r: dict) -> str:
     t = r["t2o"]
     lat = (f"{t['p50_us']:8.1f} {t['p99_us']:8.1f} {t['p999_us']:8.1f} {t['max_us']:9.1f} {t['count']:8,d}"
@@ -105,10 +159,11 @@ HEADER = (f"{'topo':<7} {'pin':<4} {'target/s':>8} {'achieved':>9} {'t2o p50':>8
           f"{'max':>9} {'orders':>8} {'feed p50':>9} {'feed p99':>9} {'gaps':>5}")
 
 
-def find_max(topology: str, pinned: bool, duration: float, catalog: Path, folder: Path, max_delay_ms: float) -> None:
+def find_max(topology: str, pinned: bool, duration: float, catalog: Path, folder: Path, max_delay_ms: float,
+             spin: float) -> None:
     rate, best = 1000.0, 0.0
     while rate <= 200_000:
-        r = measure(rate, topology, pinned, duration, catalog, folder / f"max-{topology}-{pinned}-{int(rate)}")
+        r = measure(rate, topology, pinned, duration, catalog, folder / f"max-{topology}-{pinned}-{int(rate)}", spin)
         print(row(r), flush=True)
         sustained = r["gaps"] == 0 and r["delay_p99_us"] < max_delay_ms * 1e3 and r["achieved"] > 0.9 * rate
         if not sustained:
@@ -127,10 +182,16 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per session")
     p.add_argument("--find-max", action="store_true", help="raise the rate until gaps or lag appear")
     p.add_argument("--max-delay-ms", type=float, default=5.0, help="feed delay p99 that counts as falling behind")
+    p.add_argument("--spin", type=float, default=0.005,
+                   help="live.spin_s: seconds the engine keeps polling after each message (0: sleep at once)")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="t2o-"))
     catalog = folder / "catalog"
-    print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1", flush=True)
+    print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1; live.spin_s={args.spin}",
+          flush=True)
+    floor = zmq_floor()
+    print(f"floor of this machine: a bare pyzmq SUB recv -> DEALER send, nothing between, at 300 msg/s: "
+          f"p50 {floor[0]:.1f} us, p99 {floor[1]:.1f} us, p99.9 {floor[2]:.1f} us", flush=True)
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     results = []
@@ -138,10 +199,11 @@ def main() -> None:
         for pin in args.pinning.split(","):
             pinned = pin == "on"
             if args.find_max:
-                find_max(topology, pinned, args.duration, catalog, folder, args.max_delay_ms)
+                find_max(topology, pinned, args.duration, catalog, folder, args.max_delay_ms, args.spin)
                 continue
             for rate in (float(x) for x in args.rates.split(",")):
-                r = measure(rate, topology, pinned, args.duration, catalog, folder / f"{topology}-{pin}-{int(rate)}")
+                r = measure(rate, topology, pinned, args.duration, catalog, folder / f"{topology}-{pin}-{int(rate)}",
+                            args.spin)
                 results.append(r)
                 print(row(r), flush=True)
     (folder / "results.json").write_text(json.dumps(results, indent=2))
