@@ -91,6 +91,7 @@ REAL = {
 
 @pytest.mark.parametrize(("data", "strategy"), [("binance_usdm_btcusdt", "sma_crossover"),
                                                 ("binance_usdm_btcusdt", "market_maker"),
+                                                ("binance_usdm_btcusdt", "model_signal"),
                                                 ("lean_bac", "market_maker")])
 def test_lockstep_equals_the_backtest_on_real_data(root, shared_data, data, strategy, capsys):
     topologies = "[single,multi]" if data.startswith("binance") else "[single]"
