@@ -43,6 +43,7 @@ import structlog
 from omegaconf import DictConfig, OmegaConf
 
 from app.endpoints import ENGINE_SENDER, GATEWAY_REPORTS, GATEWAY_SENDER, MARKET_DATA_SERVICE, Endpoints
+from framework.events import EVENT_DTYPE, EventKind, concat_events
 
 log = structlog.get_logger("app.nodes")
 
@@ -131,15 +132,23 @@ class EngineNode:
         try:
             summary = await self.runtime.run(stop)
         finally:
-            for link in (self.feed, self.venue):
-                closing = getattr(link, "close", None)
-                if closing is not None:
-                    with contextlib.suppress(Exception):
-                        result = closing()
-                        if asyncio.iscoroutine(result):
-                            await result
+            await close_link(self.feed)
+            await close_link(self.venue)
         summary["links"] = _link_counters(self.feed, self.venue)
         return summary
+
+
+async def close_link(link: object) -> None:
+    """Close a feed or venue link, sync or async; a failure to close is logged, not raised."""
+    closing = getattr(link, "close", None)
+    if closing is None:
+        return
+    try:
+        result = closing()
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:  # noqa: BLE001 - closing must not hide what stopped the session
+        log.exception("closing a link failed", link=type(link).__name__)
 
 
 def _link_counters(feed: object, venue: object) -> dict:
@@ -158,6 +167,28 @@ def _link_counters(feed: object, venue: object) -> dict:
     return out
 
 
+class TopOfBook:
+    """The latest quote, trade and bar of every instrument and venue: the market-data
+    service's snapshot for a subscriber that lost more than the replay ring holds."""
+
+    KINDS = (EventKind.QUOTE, EventKind.TRADE, EventKind.BAR)
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def update(self, records: np.ndarray) -> None:
+        """Remember the last record of each (instrument, venue, kind) in ``records``."""
+        for i in range(len(records)):
+            kind = int(records["kind"][i])
+            if kind in self.KINDS:
+                self._latest[(int(records["instrument_id"][i]), int(records["venue_id"][i]), kind)] = records[i:i + 1]
+
+    def snapshot(self) -> np.ndarray:
+        """The remembered records, in a fixed order (by instrument, venue, kind)."""
+        parts = [self._latest[k] for k in sorted(self._latest)]
+        return concat_events(parts) if parts else np.zeros(0, EVENT_DTYPE)
+
+
 async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready: Callable[[], None]) -> dict:
     """The market-data service: the venue's feed in, one sequenced stream out."""
     from live.links import ZmqFeed
@@ -169,15 +200,21 @@ async def run_market_data(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, r
         from app.live_build import venue_feed
 
         upstream = venue_feed(cfg)
+    top = TopOfBook()
     async with Publisher(MARKET_DATA_SERVICE, ep.md, ep.md_replay, heartbeat_interval=cfg.live.heartbeat_s,
-                         name="md") as pub:
+                         snapshot=top.snapshot, name="md") as pub:
         ready()
-        ended = await _until_done_or_stopped(upstream.run(lambda records, _t: pub.publish(records)), stop)
+
+        def relay(records: np.ndarray, _t: int) -> None:
+            top.update(records)
+            pub.publish(records)
+
+        ended = await _until_done_or_stopped(upstream.run(relay), stop)
         if ended:
             pub.end()
-            await _linger(stop, cfg.live.end_linger_s)
+            await linger(stop, cfg.live.end_linger_s)
         counters = pub.counters.as_dict()
-    _close(upstream)
+    await close_link(upstream)
     return {"published": counters, "upstream": _link_counters(upstream, None)}
 
 
@@ -210,7 +247,7 @@ async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready
                 ended = await _until_done_or_stopped(venue.run(lambda records, _t: pub.publish(records)), stop)
                 if ended:
                     pub.end()
-                    await _linger(stop, cfg.live.end_linger_s)
+                    await linger(stop, cfg.live.end_linger_s)
                 else:  # stopping: what the engine sent last (its cancels) must still reach the venue
                     await _drain(commands, venue)
             finally:
@@ -223,9 +260,7 @@ async def run_gateway(cfg: DictConfig, ep: Endpoints, stop: asyncio.Event, ready
     if flushing is not None:
         await flushing(2.0)
     summary = {"commands": received, "reports": published, "venue": _link_counters(None, venue)}
-    closing = getattr(venue, "close", None)
-    if closing is not None:
-        await closing()
+    await close_link(venue)
     return summary
 
 
@@ -270,17 +305,10 @@ async def _until_done_or_stopped(work, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _linger(stop: asyncio.Event, seconds: float) -> None:
+async def linger(stop: asyncio.Event, seconds: float) -> None:
+    """Wait until ``stop`` is set or ``seconds`` pass (a finished stream keeps serving replays)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-def _close(link: object) -> None:
-    closing = getattr(link, "close", None)
-    if closing is not None:
-        result = closing()
-        if asyncio.iscoroutine(result):
-            result.close()
 
 
 # -- running one role -------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from app.backtest import build_backtest, pipeline_spec, sim_params
 from app.data_source import prepare
 from app.endpoints import SIM_MARKET_DATA, SIM_REPORTS, Endpoints
 from app.model_source import strategy_model
+from app.nodes import linger
 from framework.events import EventKind
 from live.transport import CommandReceiver, Publisher
 from sim.exchange import allocate_exchange
@@ -82,20 +83,11 @@ async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: as
             result = await bt.run_async(data.stream(cfg.chunk_rows), remote)
             md.end()
             reports.end()
-            summary = {
-                "mode": "lockstep",
-                "inputs": result.n_inputs,
-                "data_rows": result.n_events,
-                "fills": len(result.fills),
-                "seconds": time.perf_counter() - t0,
-                "market_data": md.counters.as_dict(),
-                "reports": reports.counters.as_dict(),
-                "commands": commands.counters.as_dict(),
-                "command_rejects": dict(commands.rejects.counts),
-            }
+            summary = _summary("lockstep", result.fills, time.perf_counter() - t0, md, reports, commands,
+                               inputs=result.n_inputs, data_rows=result.n_events)
             _write(out_dir, result.fills, summary)
             log.info("lockstep session done", inputs=result.n_inputs, fills=len(result.fills))
-            await _linger(stop, float(cfg.live.end_linger_s))
+            await linger(stop, float(cfg.live.end_linger_s))
     return summary
 
 
@@ -123,17 +115,8 @@ async def serve_paper(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: async
             venue.start(time.time_ns())
             t0 = time.perf_counter()
             await _trade_on_wall_time(venue, md, reports, commands, stop)
-            summary = {
-                "mode": "paper",
-                "data_rows": venue.rows_played,
-                "commands": venue.commands_applied,
-                "fills": len(venue.fills),
-                "seconds": time.perf_counter() - t0,
-                "market_data": md.counters.as_dict(),
-                "reports": reports.counters.as_dict(),
-                "command_path": commands.counters.as_dict(),
-                "command_rejects": dict(commands.rejects.counts),
-            }
+            summary = _summary("paper", venue.fills, time.perf_counter() - t0, md, reports, commands,
+                               data_rows=venue.rows_played, commands=venue.commands_applied)
             _write(out_dir, venue.fills, summary)
     return summary
 
@@ -163,12 +146,12 @@ async def _trade_on_wall_time(venue: PacedVenue, md: Publisher, reports: Publish
         await commands.wait(min(poll_s, max(0.0, (wake - time.time_ns()) / 1e9)))
 
 
-async def _linger(stop: asyncio.Event, seconds: float) -> None:
-    """Keep serving replays (of the END frames above all) until stopped or ``seconds`` pass."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
+def _summary(mode: str, fills: np.ndarray, seconds: float, md: Publisher, reports: Publisher,
+             commands: CommandReceiver, **figures: int) -> dict:
+    """What the venue did: its figures, fills, and every transport counter."""
+    return {"mode": mode, **figures, "fills": len(fills), "seconds": seconds,
+            "market_data": md.counters.as_dict(), "reports": reports.counters.as_dict(),
+            "command_path": commands.counters.as_dict(), "command_rejects": dict(commands.rejects.counts)}
 
 
 def _write(out_dir: Path, fills: np.ndarray, summary: dict) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 
@@ -119,3 +120,19 @@ def test_run_py_mode_parity_checks_every_level_and_exits_0(tmp_path):
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) == 7 and all(line.startswith("PASS") for line in lines)
     assert "(paper/engine)" in lines[-1]
+
+
+def test_the_market_data_service_snapshot_is_the_latest_of_each_instrument_venue_and_kind():
+    from app.nodes import TopOfBook
+    from framework.events import EVENT_DTYPE
+
+    top = TopOfBook()
+    assert len(top.snapshot()) == 0
+    records = np.zeros(5, EVENT_DTYPE)
+    records["kind"] = [EventKind.QUOTE, EventKind.TRADE, EventKind.QUOTE, EventKind.BOOK_DELTA, EventKind.QUOTE]
+    records["instrument_id"] = [0, 0, 0, 0, 1]
+    records["bid_price"] = [1, 2, 3, 4, 5]
+    top.update(records)
+    snap = top.snapshot()
+    assert [(int(r["instrument_id"]), int(r["kind"]), int(r["bid_price"])) for r in snap] == [
+        (0, EventKind.TRADE, 2), (0, EventKind.QUOTE, 3), (1, EventKind.QUOTE, 5)]
