@@ -59,8 +59,9 @@ def run(cfg: DictConfig) -> float:
         verdicts = (PromotionRefused, OnnxParityError)
     elif mode in ("lockstep", "paper", "live"):
         from app.live import SessionFailed
+        from live.venues.binance.credentials import CredentialsError
 
-        verdicts = (SessionFailed,)
+        verdicts = (SessionFailed, CredentialsError)
     try:
         metrics, key = _run_mode(mode, cfg, out_dir)
     except verdicts as e:

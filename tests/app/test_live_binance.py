@@ -120,3 +120,13 @@ def test_live_mode_on_the_real_capture(tmp_path, shared_data):
     engine, events, _ = _check_session(out, printed)
     assert engine["engine"]["inputs"] > 1000 and not any(k.startswith("rejected") for k in engine["engine"])
     assert venues.fake.counters.orders_created >= 1
+
+
+def test_live_mode_without_credentials_says_which_variables_to_set(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    proc = subprocess.run([sys.executable, "run.py", "mode=live", f"hydra.run.dir={tmp_path / 'out'}",
+                           "strategy.params.instrument=BTCUSDT"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode != 0
+    assert "BINANCE_API_KEY" in proc.stderr and "BINANCE_API_SECRET" in proc.stderr
+    assert "Traceback" not in proc.stderr
