@@ -88,8 +88,12 @@ class Supervisor:
                 if uses_sim_venue(self.cfg):
                     await self._start("venue")
                 await self._engine_here(node)
+        except BaseException:
+            await self._stop_children(check=False)  # what went wrong first is what the user sees
+            raise
+        else:
+            await self._stop_children(check=True)
         finally:
-            await self._stop_children()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         return self._summaries()
@@ -179,10 +183,15 @@ class Supervisor:
                 proc.kill()
                 await proc.wait()
 
-    async def _stop_children(self) -> None:
+    async def _stop_children(self, check: bool) -> None:
+        """Stop every process, engine first; with ``check``, one that failed (or had to be
+        killed) on the way fails the session."""
         for role in ("engine", "gateway", "market_data", "venue"):
             if role in self.children:
                 await self._terminate(role)
+        failed = [role for role, proc in self.children.items() if proc.returncode]
+        if check and failed:
+            raise SessionFailed("\n".join(self._failure_text(r, self.children[r].returncode) for r in failed))
 
     def _failure_text(self, role: str, code: int | None) -> str:
         log = self.out_dir / role / f"{role}.log"

@@ -116,7 +116,7 @@ async def serve_paper(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: async
             t0 = time.perf_counter()
             await _trade_on_wall_time(venue, md, reports, commands, stop)
             summary = _summary("paper", venue.fills, time.perf_counter() - t0, md, reports, commands,
-                               data_rows=venue.rows_played, commands=venue.commands_applied)
+                               data_rows=venue.rows_played, commands_applied=venue.commands_applied)
             _write(out_dir, venue.fills, summary)
     return summary
 
