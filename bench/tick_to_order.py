@@ -16,6 +16,13 @@ pipeline are those of ``python run.py mode=paper``. Printed per run:
 * gaps: sequence gaps the engine's subscribers detected (recovered by replay);
 * achieved rate: data rows the engine received per second.
 
+First it prints what this machine makes of the bare path, in a plain loop at 300
+frames/s: a ZeroMQ receive and send with nothing between, and with the engine's own
+work between (decode, check, step, encode), waiting in poll() or spinning. On a VM a
+thread woken from sleep runs far slower than a hot one, and every microsecond of work
+shows up several times over at the tail: these floors say what the sessions' figures
+can be compared with.
+
 Usage::
 
     python bench/tick_to_order.py                                  # 300 and 3,000 msg/s, both topologies, pin off/on
@@ -33,6 +40,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,22 +104,32 @@ def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: 
 
 
 def _floor_publisher(endpoint: str, n: int, rate: float) -> None:
+    """Publish ``n`` one-trade EVENTS frames at ``rate`` per second (prices that make an SMA trade)."""
     import zmq
+
+    from framework.events import EVENT_DTYPE, EventKind, to_fixed
+    from live.wire import MsgType, encode_frame
 
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUB)
     sock.bind(endpoint)
     time.sleep(0.5)  # let the subscriber join
-    for _ in range(n):
-        sock.send(b"x" * 120)
+    trade = np.zeros(1, EVENT_DTYPE)
+    trade["kind"], trade["size"] = EventKind.TRADE, to_fixed(1)
+    for k in range(n):
+        trade["price"] = to_fixed(100.0 + (k % 8 < 4))
+        trade["ts_event"] = time.time_ns()
+        sock.send(encode_frame(MsgType.EVENTS, trade, publisher_id=1, epoch=1, sequence=k + 1))
         time.sleep(1 / rate)
     sock.send(b"END")
     sock.close()
 
 
-def zmq_floor(n: int = 3000, rate: float = 300.0) -> tuple[float, float, float]:
-    """What the bare transport costs here: a SUB receive and a DEALER send in Python, nothing
-    between (the engine's path adds decoding, step and encoding to it). p50/p99/p99.9 in us."""
+def machine_floor(engine_work: Callable[[bytes], bytes] | None, spin: bool, n: int = 3000,
+                  rate: float = 300.0) -> tuple[float, float, float]:
+    """A frame received on SUB, (``engine_work``: decoded, stepped, its commands encoded) and a
+    frame sent on DEALER, in a plain loop: no asyncio, no links, no transport bookkeeping.
+    Waiting in poll() or spinning on a non-blocking receive. p50/p99/p99.9 in us."""
     import multiprocessing as mp
 
     import zmq
@@ -134,17 +152,51 @@ def zmq_floor(n: int = 3000, rate: float = 300.0) -> tuple[float, float, float]:
     poller.register(sub, zmq.POLLIN)
     samples = []
     while True:
-        poller.poll()
+        if not spin:
+            poller.poll()
         t0 = time.perf_counter_ns()
-        msg = sub.recv()
-        out.send(msg)
-        samples.append(time.perf_counter_ns() - t0)
+        try:
+            msg = sub.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            continue
         if msg == b"END":
             break
+        out.send(msg if engine_work is None else engine_work(msg))
+        samples.append(time.perf_counter_ns() - t0)
     publisher.join()
     ctx.destroy(linger=0)
     us = np.array(samples[len(samples) // 10:]) / 1e3
     return tuple(float(x) for x in np.percentile(us, [50, 99, 99.9]))
+
+
+def engine_work(catalog: Path) -> Callable[[bytes], bytes]:
+    """The engine's own work on one frame, nothing else: decode, check and step (the SMA
+    crossover), encode the commands."""
+    from app.live_build import build_engine
+    from live.engine import Origin
+    from live.wire import MsgType, decode_frame, encode_frame
+
+    cfg = config(300, "single", False, 1, catalog)
+    cfg.strategy.name = "sma_crossover"
+    cfg.strategy.params = {"instrument": "SYNTH", "fast": 2, "slow": 3, "order_size": 1.0, "allow_short": True}
+    engine = build_engine(cfg, Path(tempfile.mkdtemp(prefix="floor-engine-")))
+    sequence = iter(range(1, 1 << 62))
+
+    def work(raw: bytes) -> bytes:
+        commands = engine.process(decode_frame(raw).records, Origin.MARKET_DATA, time.time_ns())
+        return encode_frame(MsgType.COMMANDS, commands, publisher_id=2, epoch=1, sequence=next(sequence))
+
+    return work
+
+
+def print_floors(catalog: Path) -> None:
+    """What the machine makes of a receive and a send, with and without the engine's work."""
+    work = engine_work(catalog)
+    for what, fn in (("recv -> send", None), ("recv -> decode, step, encode -> send", work)):
+        for spin in (False, True):
+            p50, p99, p999 = machine_floor(fn, spin)
+            print(f"floor, plain loop, {what:<36} {'spinning' if spin else 'in poll()':<10}: "
+                  f"p50 {p50:6.1f} us, p99 {p99:6.1f} us, p99.9 {p999:6.1f} us", flush=True)
 
 
 def row(r: dict) -> str:
@@ -189,9 +241,7 @@ def main() -> None:
     catalog = folder / "catalog"
     print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1; live.spin_s={args.spin}",
           flush=True)
-    floor = zmq_floor()
-    print(f"floor of this machine: a bare pyzmq SUB recv -> DEALER send, nothing between, at 300 msg/s: "
-          f"p50 {floor[0]:.1f} us, p99 {floor[1]:.1f} us, p99.9 {floor[2]:.1f} us", flush=True)
+    print_floors(catalog)
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     results = []
