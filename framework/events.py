@@ -319,14 +319,16 @@ def copy_records(dst: np.ndarray, src: np.ndarray) -> None:
     dst[: len(src)].view(_RAW)[:] = np.ascontiguousarray(src).view(_RAW)
 
 
-def raw_copy(src: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """A contiguous copy of 64-byte records (``src[mask]`` if a mask is given), byte for
-    byte. numpy copies union and other structured records field by field (microseconds
-    per record); this is one memcpy."""
-    if src.dtype.itemsize != EVENT_SIZE:
-        raise TypeError(f"raw_copy copies {EVENT_SIZE}-byte records, got {src.dtype}")
-    raw = np.ascontiguousarray(src).view(_RAW)
-    return (raw[mask] if mask is not None else raw.copy()).view(src.dtype)
+def raw_copy(src: np.ndarray, index: np.ndarray | list | None = None) -> np.ndarray:
+    """A contiguous copy of records (``src[index]`` if an index or mask is given), byte for byte.
+
+    numpy copies structured records field by field: slowly (microseconds per record), and
+    without the padding bytes between fields, which a fresh array then holds as garbage,
+    so two copies of equal records need not be equal bytes. As raw items it is one
+    memcpy, and every byte is kept."""
+    raw = np.ascontiguousarray(src).view(_RAW if src.dtype.itemsize == EVENT_SIZE
+                                         else np.dtype((np.void, src.dtype.itemsize)))
+    return (raw[index] if index is not None else raw.copy()).view(src.dtype)
 
 
 def concat_events(parts: list[np.ndarray]) -> np.ndarray:

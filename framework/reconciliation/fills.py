@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.events import Side
+from framework.events import Side, raw_copy
 from framework.reconciliation.ids import effective_trade_ids
 from framework.reconciliation.ledger import Ledger
 from framework.reconciliation.reports import VENUE_FILL_DTYPE
@@ -45,7 +45,7 @@ class FillSet:
 def canonical(records: np.ndarray, fields: tuple[str, ...]) -> np.ndarray:
     """Return ``records`` sorted by ``fields`` (first field most significant), whatever order they came in."""
     order = np.lexsort(tuple(records[name] for name in reversed(fields)))
-    return records[order]
+    return raw_copy(records, order)  # byte for byte: equal reports give equal bytes
 
 
 def _readable(fills: np.ndarray, n_instruments: int, ledger: Ledger) -> np.ndarray:

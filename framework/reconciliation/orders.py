@@ -15,7 +15,7 @@ from functools import cache
 
 import numpy as np
 
-from framework.events import EventKind, Liquidity, TimeInForce
+from framework.events import EventKind, Liquidity, TimeInForce, raw_copy
 from framework.execution import find_order
 from framework.order_state import N_STATUS, OrderStatus, is_open
 from framework.reconciliation.fills import FillSet, canonical
@@ -93,7 +93,7 @@ def _match_open_orders(orders: np.ndarray, venue_orders: np.ndarray,
             listed[slot] = v
         else:
             external.append(i)
-    return listed, venue_orders[external]
+    return listed, raw_copy(venue_orders, np.array(external, np.int64))
 
 
 def _flag_external_orders(external: np.ndarray, n_instruments: int, ledger: Ledger) -> None:

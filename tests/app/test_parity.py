@@ -11,6 +11,8 @@ A mutation check shows the harness catches a difference and says where it is.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,15 @@ def _write_and_compare(path: Path, meta: dict, events: np.ndarray, commands: np.
     report = compare_journals(original, path, "expected", "actual")
     assert report
     return report
+
+
+def test_lockstep_over_tcp_equals_the_backtest(root, capsys):
+    """The processes of the multi topology joined by TCP on loopback instead of Unix sockets."""
+    port = 20000 + (os.getpid() * 7) % 20000  # a base port of this run's own, far from the default
+    printed = _parity(root, "tcp", ["data.synthetic.trades_per_day=2000", *STRATEGIES["sma_crossover"],
+                                    "parity.topologies=[multi]", "live.transport=tcp",
+                                    f"live.tcp_base_port={port}"], capsys)
+    assert "PASS  plumbing       multi" in printed
+    endpoints = json.loads((root / "tcp" / "lockstep_multi" / "endpoints.json").read_text())
+    assert all(e.startswith("tcp://127.0.0.1:") for e in endpoints.values())
+    assert {int(e.rsplit(":", 1)[1]) for e in endpoints.values()} == set(range(port, port + 10))
