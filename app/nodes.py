@@ -125,6 +125,7 @@ class EngineNode:
         self.runtime = Runtime(engine, self.feed, self.venue, RuntimeConfig(
             lockstep=is_lockstep(cfg), duration_s=live.duration_s, journal_flush_s=live.journal_flush_s,
             journal_sync_s=live.journal_sync_s, shutdown_timeout_s=live.shutdown_timeout_s,
+            fast_path=bool(live.fast_path),
         ))
 
     async def run(self, stop: asyncio.Event) -> dict:

@@ -403,6 +403,9 @@ class LiveConfig:
     spin_s: float = 0.0
     """After each message the engine polls its sockets without sleeping this long (0: it
     sleeps at once). Lower, steadier latency for CPU time; pin the engine when you use it."""
+    fast_path: bool = True
+    """Market-data frames to orders in one compiled call (live/fastpath.py); false takes
+    the layered path, for comparison."""
     lockstep_timeout_s: float = 600.0
     """How long the lockstep server waits for the engine's answer to one input (the first
     includes the engine's start, compilation included)."""

@@ -3,7 +3,7 @@
 The backtest loop calls ``step`` from compiled code. Everything else that runs the
 pipeline (the live engine, once per message; the replay of a journal; a remote
 pipeline in lockstep tests) hands it a batch of input records from Python, and gets
-back the commands each input produced. That is ``_step_batch``, compiled once per
+back the commands each input produced. That is ``step_batch``, compiled once per
 strategy like the loop.
 
 A ``Stepper``'s arguments never change type (the same arrays, mutated in place), so
@@ -26,7 +26,7 @@ from framework.step import step
 
 
 @njit(**KERNEL)
-def _step_batch(p, events, start: int, stop: int, out, commands, indexes, n_commands: int, first_index: int,
+def step_batch(p, events, start: int, stop: int, out, commands, indexes, n_commands: int, first_index: int,
                 on_event, params, state) -> tuple[int, int]:
     """Feed ``events[start:stop]`` to ``step``; append its commands to ``commands`` and the
     index of the input each came from (counted from ``first_index``) to ``indexes``.
@@ -70,13 +70,14 @@ class Stepper:
         """The buffer ``step_inputs`` feeds from."""
         self.indexes = np.zeros(0, np.int64)
         """The input index of each command the last call returned."""
-        self._out = records(len(p.orders) + len(p.intents) + 1, COMMAND_DTYPE)
-        self._commands = records(4 * len(self._out), COMMAND_DTYPE)
-        self._indexes = np.zeros(len(self._commands), np.int64)
-        self._call = entry_point(_step_batch, self._args(0, 0))
+        # step_batch's buffers: one input's commands, then every command of a batch and its input
+        self.out = records(len(p.orders) + len(p.intents) + 1, COMMAND_DTYPE)
+        self.commands = records(4 * len(self.out), COMMAND_DTYPE)
+        self.command_indexes = np.zeros(len(self.commands), np.int64)
+        self._call = entry_point(step_batch, self._args(0, 0))
 
     def _args(self, stop: int, n_commands: int, start: int = 0) -> tuple:
-        return (self.p, self.inputs, start, stop, self._out, self._commands, self._indexes, n_commands,
+        return (self.p, self.inputs, start, stop, self.out, self.commands, self.command_indexes, n_commands,
                 self.n_inputs, self.on_event, self.params, self.state)
 
     def feed(self, events: np.ndarray) -> np.ndarray:
@@ -104,13 +105,13 @@ class Stepper:
             if n_commands:
                 if i == n and not commands:  # all of them in one go: the common case, no copy
                     self.n_inputs += n
-                    self.indexes = self._indexes[:n_commands]
-                    return self._commands[:n_commands]
-                commands.append(raw_copy(self._commands[:n_commands]))
-                indexes.append(self._indexes[:n_commands].copy())
+                    self.indexes = self.command_indexes[:n_commands]
+                    return self.commands[:n_commands]
+                commands.append(raw_copy(self.commands[:n_commands]))
+                indexes.append(self.command_indexes[:n_commands].copy())
         self.n_inputs += n
         if not commands:
-            self.indexes = self._indexes[:0]
-            return self._commands[:0]
+            self.indexes = self.command_indexes[:0]
+            return self.commands[:0]
         self.indexes = np.concatenate(indexes)
         return concat_records(commands, COMMAND_DTYPE)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import Counter, namedtuple
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -86,7 +87,7 @@ def _bad_market_values(ev) -> bool:
 
 
 @njit(cache=True)
-def _admit(events, n: int, allowed, n_instruments: int, n_venues: int, market: bool, venue: bool, stamp: bool,
+def admit(events, n: int, allowed, n_instruments: int, n_venues: int, market: bool, venue: bool, stamp: bool,
            now: int, last_ts: int, reasons) -> int:
     """Check ``events[:n]`` in place: move the good ones to the front (in order), stamp their
     ``ts_recv`` with ``max(now, last_ts)`` if ``stamp``, else require it never to go back;
@@ -123,6 +124,16 @@ def _admit(events, n: int, allowed, n_instruments: int, n_venues: int, market: b
     return kept
 
 
+class JournalBuffers(NamedTuple):
+    """The engine's in-memory journal: inputs, commands, their input indexes, and how many
+    of each it holds (``counts[0]``, ``counts[1]``)."""
+
+    events: np.ndarray
+    commands: np.ndarray
+    indexes: np.ndarray
+    counts: np.ndarray
+
+
 class Engine:
     """The pipeline, its strategy and its journal, fed from Python.
 
@@ -153,13 +164,22 @@ class Engine:
             self._allowed[src] = table
         self._reasons = np.zeros(len(stepper.inputs), np.uint8)
         self._ts_recv = stepper.inputs["ts_recv"]
-        self._admit = entry_point(_admit, self._admit_args(0, Origin.MARKET_DATA, 0))
+        self._admit = entry_point(admit, self._admit_args(0, Origin.MARKET_DATA, 0))
         self._jev = records(journal_block, EVENT_DTYPE)
         self._jcmd = records(max(journal_block, 4 * len(self.p.orders)), COMMAND_DTYPE)
         self._jidx = np.zeros(len(self._jcmd), np.int64)
-        self._n_jev = 0
-        self._n_jcmd = 0
+        self._jn = np.zeros(2, np.int64)
+        """Events and commands the journal holds in memory (an array: compiled code appends too)."""
         self._control = records(1, EVENT_DTYPE)
+
+    def allowed(self, origin: Origin) -> np.ndarray:
+        """The kinds ``origin`` may send, as a 256-entry table (``admit``'s)."""
+        return self._allowed[origin]
+
+    @property
+    def reasons(self) -> np.ndarray:
+        """``admit``'s verdict per input record of the last batch (``Reject`` codes)."""
+        return self._reasons
 
     def _admit_args(self, n: int, origin: Origin, now_ns: int) -> tuple:
         return (self.stepper.inputs, n, self._allowed[origin], self.n_instruments, self.n_venues,
@@ -193,7 +213,7 @@ class Engine:
         copy_records(inputs, events)
         kept = self._admit(*self._admit_args(n, origin, now_ns))
         if kept < n:
-            self._report_rejects(events, n, origin)
+            self.report_rejects(events, n, origin)
         if kept == 0:
             return self.stepper.step_inputs(0)
         self.last_ts = int(self._ts_recv[kept - 1])
@@ -203,7 +223,8 @@ class Engine:
             self._journal(inputs[:kept], commands, self.stepper.indexes)
         return commands
 
-    def _report_rejects(self, events: np.ndarray, n: int, origin: Origin) -> None:
+    def report_rejects(self, events: np.ndarray, n: int, origin: Origin) -> None:
+        """Count and log the records ``admit`` refused among ``events[:n]`` (by ``reasons``)."""
         for i in np.flatnonzero(self._reasons[:n]):
             reason = _REJECT_NAMES[int(self._reasons[i])]
             ev = events[i]
@@ -239,26 +260,43 @@ class Engine:
 
     def _journal(self, events: np.ndarray, commands: np.ndarray, indexes: np.ndarray) -> None:
         n_ev, n_cmd = len(events), len(commands)
-        if self._n_jev + n_ev > len(self._jev) or self._n_jcmd + n_cmd > len(self._jcmd):
+        jn = self._jn
+        if jn[0] + n_ev > len(self._jev) or jn[1] + n_cmd > len(self._jcmd):
             self.flush_journal()
         if n_ev > len(self._jev) or n_cmd > len(self._jcmd):
             self.journal.write(events, journal_commands(indexes, commands))
             return
-        copy_records(self._jev[self._n_jev:], events)
-        self._n_jev += n_ev
+        copy_records(self._jev[jn[0]:], events)
+        jn[0] += n_ev
         if n_cmd:
-            copy_records(self._jcmd[self._n_jcmd:], commands)
-            self._jidx[self._n_jcmd:self._n_jcmd + n_cmd] = indexes
-            self._n_jcmd += n_cmd
+            copy_records(self._jcmd[jn[1]:], commands)
+            self._jidx[jn[1]:jn[1] + n_cmd] = indexes
+            jn[1] += n_cmd
+
+    def journal_room(self, n_events: int, n_commands: int) -> JournalBuffers | None:
+        """The in-memory journal, flushed first if it cannot take ``n_events`` inputs and
+        ``n_commands`` commands more; None without a journal. For code that appends
+        itself (``live.fastpath``): it writes records and advances ``counts``."""
+        if self.journal is None:
+            return None
+        jn = self._jn
+        if jn[0] + n_events > len(self._jev) or jn[1] + n_commands > len(self._jcmd):
+            self.flush_journal()
+        return JournalBuffers(self._jev, self._jcmd, self._jidx, jn)
+
+    def note_fed(self, n: int) -> None:
+        """Count ``n`` inputs that were checked and stepped outside ``process`` (``live.fastpath``)."""
+        self.counters["inputs"] += n
+        self.last_ts = int(self._ts_recv[n - 1])
 
     def flush_journal(self) -> None:
         """Write what the journal holds in memory and hand it to the operating system."""
         if self.journal is None:
             return
-        if self._n_jev or self._n_jcmd:
-            n = self._n_jcmd
-            self.journal.write(self._jev[:self._n_jev], journal_commands(self._jidx[:n], self._jcmd[:n]))
-            self._n_jev = self._n_jcmd = 0
+        n_ev, n_cmd = int(self._jn[0]), int(self._jn[1])
+        if n_ev or n_cmd:
+            self.journal.write(self._jev[:n_ev], journal_commands(self._jidx[:n_cmd], self._jcmd[:n_cmd]))
+            self._jn[:] = 0
         self.journal.flush()
 
     def close_journal(self) -> str | None:

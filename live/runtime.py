@@ -79,6 +79,9 @@ class RuntimeConfig:
     """How long to wait, on stopping, for the venue to confirm the cancels."""
     latency_samples: int = 1 << 20
     """Tick-to-order samples kept (the most recent)."""
+    fast_path: bool = True
+    """Take market-data frames through ``live.fastpath`` when the feed and the venue are
+    ZeroMQ links (not in lockstep, which answers every input)."""
 
 
 class LatencyRecorder:
@@ -123,6 +126,9 @@ class Runtime:
         self.venue = venue
         self.config = config
         self.latency = LatencyRecorder(config.latency_samples)
+        """Tick to order: a market-data message received to the order it caused sent."""
+        self.reaction = LatencyRecorder(config.latency_samples)
+        """The same from any other input (a report, a timer): how fast the engine reacts to its venue."""
         self.clock = None
         if not config.lockstep:
             from live.clock import LiveClock
@@ -135,6 +141,9 @@ class Runtime:
         self._failure: BaseException | None = None
         self._stop = asyncio.Event()
         self.ended_by = ""
+        self.fast_path = None
+        """The ``live.fastpath.FastPath`` in use, if any (compiled here, before anything trades)."""
+        self._fast = self._fast_taker()
 
     # -- inputs to commands ---------------------------------------------------------------------
 
@@ -160,12 +169,41 @@ class Runtime:
             else:
                 commands = self.engine.process(events, origin, self.clock.now_ns())
                 if len(commands):
-                    self._dispatch(commands, t_received)
+                    self._dispatch(commands, t_received,
+                                   self.latency if origin == Origin.MARKET_DATA else self.reaction)
         except CommandBacklogFull as exc:
             self._fail(exc, "the venue stopped acknowledging commands")
 
-    def _dispatch(self, commands: np.ndarray, t_received: int) -> None:
-        """Orders to the venue (then the latency is taken), timers to the clock, alerts to the log.
+    def _fast_taker(self):
+        """The fast path's taker, when this runtime can use one (``RuntimeConfig.fast_path``)."""
+        from live.links import ZmqFeed, ZmqVenue
+
+        if self.config.lockstep or not self.config.fast_path:
+            return None
+        if not (isinstance(self.feed, ZmqFeed) and isinstance(self.venue, ZmqVenue)):
+            return None
+        from live.fastpath import R_VENUE, FastPath
+
+        self.fast_path = path = FastPath(self.engine, self.feed.subscriber, self.venue.sender)
+
+        def take(raw: bytes, t_received: int) -> bool:
+            try:
+                other = path.take(raw, self.clock.now_ns())
+            except CommandBacklogFull as exc:
+                self._fail(exc, "the venue stopped acknowledging commands")
+                return True
+            if other is None:
+                return False
+            if path.result[R_VENUE]:
+                self.latency.record(time.perf_counter_ns() - t_received)
+            if len(other):
+                self._dispatch(other, t_received, self.latency)
+            return True
+
+        return take
+
+    def _dispatch(self, commands: np.ndarray, t_received: int, latency: LatencyRecorder | None = None) -> None:
+        """Orders to the venue (then ``latency`` takes a sample), timers to the clock, alerts to the log.
 
         The few commands of one input are sorted with plain Python: numpy's reductions
         cost a microsecond each on arrays this small."""
@@ -174,7 +212,8 @@ class Runtime:
         n_venue = sum(to_venue)
         if n_venue:
             self.venue.send(commands if n_venue == len(kinds) else raw_copy(commands, np.array(to_venue)))
-            self.latency.record(time.perf_counter_ns() - t_received)
+            if latency is not None:
+                latency.record(time.perf_counter_ns() - t_received)
         if n_venue == len(kinds):
             return
         for i, kind in enumerate(kinds):
@@ -204,7 +243,9 @@ class Runtime:
         then stop cleanly and return a summary. Raises what made a part of it fail."""
         tasks: dict[str, asyncio.Task] = {"venue": asyncio.create_task(self.venue.run(self._reports))}
         if self.feed is not None:
-            tasks["feed"] = asyncio.create_task(self.feed.run(self._market))
+            fast = self._fast
+            feeding = self.feed.run(self._market, fast) if fast is not None else self.feed.run(self._market)
+            tasks["feed"] = asyncio.create_task(feeding)
         tasks["journal"] = asyncio.create_task(self._journal_writer())
         waiters = [asyncio.create_task(self._stop.wait())]
         if stop is not None:
@@ -276,5 +317,7 @@ class Runtime:
             "open_orders": self.engine.open_orders,
             "alerts": dict(self.alerts),
             "tick_to_order": self.latency.summary(),
+            "reaction_to_order": self.reaction.summary(),
+            "fast_path_frames": self.fast_path.taken if self.fast_path is not None else 0,
             "journal_hash": journal_hash,
         }

@@ -167,6 +167,24 @@ class CommandSender:
             self.counters.frames_sent += 1
         return seq
 
+    def next_frame(self) -> tuple[int, int]:
+        """The sequence and ``aux`` (oldest unacknowledged) of the next frame, for a caller
+        that encodes it itself (``live.fastpath``) and hands it to ``send_encoded``."""
+        if len(self._unacked) >= self._max_unacked:
+            raise CommandBacklogFull(f"{len(self._unacked)} commands unacknowledged by the receiver")
+        seq = self.last_sequence + 1
+        return seq, next(iter(self._unacked), seq)
+
+    def send_encoded(self, seq: int, frame: bytes, records: np.ndarray) -> None:
+        """Send ``frame``, encoded for ``next_frame()``'s sequence, of ``records`` (kept for resends)."""
+        if seq != self.last_sequence + 1:
+            raise ValueError(f"frame {seq} is not the next one ({self.last_sequence + 1})")
+        self.last_sequence = seq
+        self._unacked[seq] = (records, _NEVER)
+        self._idle.clear()
+        if self._transmit(seq, frame):
+            self.counters.frames_sent += 1
+
     def _encode(self, seq: int, records: np.ndarray) -> bytes:
         base = next(iter(self._unacked), seq)
         return encode_frame(
