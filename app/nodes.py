@@ -53,9 +53,10 @@ ROLES = ("engine", "market_data", "gateway", "venue")
 def pin(cores: list[int], role: str) -> list[int]:
     """Pin this process to ``cores`` (empty: leave it); return the cores it may run on.
 
-    ZeroMQ's I/O thread, which does the actual socket writes, goes to the other cores:
-    on the pinned core it would take turns with the thread it serves, and every send
-    would wait for a context switch."""
+    The engine's ZeroMQ I/O thread, which does the actual socket writes, goes to the
+    other cores: on the engine's core it would take turns with the thread it serves,
+    and every send would wait for a context switch. The other processes keep theirs, so
+    that nothing of theirs lands on the engine's core."""
     if cores:
         import zmq
 
@@ -64,9 +65,10 @@ def pin(cores: list[int], role: str) -> list[int]:
             os.sched_setaffinity(0, set(cores))
         except (OSError, ValueError) as e:
             raise ValueError(f"live.cpus.{role}: cannot pin to cores {cores}: {e}") from None
-        ctx = zmq.Context.instance()  # before any socket: its I/O thread starts with the first
-        for core in others:
-            ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, core)
+        if role == "engine":
+            ctx = zmq.Context.instance()  # before any socket: its I/O thread starts with the first
+            for core in others:
+                ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, core)
     return sorted(os.sched_getaffinity(0))
 
 

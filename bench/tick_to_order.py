@@ -19,7 +19,8 @@ pipeline are those of ``python run.py mode=paper``. Printed per run:
 
 First it prints what this machine makes of the bare path, in a plain loop at 300
 frames/s: a ZeroMQ receive and send with nothing between, and with the engine's own
-work between (decode, check, step, encode), waiting in poll() or spinning. On a VM a
+work between (decode, check, step, encode; the layered way and the fast path's one
+compiled call), waiting in poll() or spinning. On a VM a
 thread woken from sleep runs far slower than a hot one, and every microsecond of work
 shows up several times over at the tail: these floors say what the sessions' figures
 can be compared with.
@@ -170,17 +171,22 @@ def machine_floor(engine_work: Callable[[bytes], bytes] | None, spin: bool, n: i
     return tuple(float(x) for x in np.percentile(us, [50, 99, 99.9]))
 
 
-def engine_work(catalog: Path) -> Callable[[bytes], bytes]:
-    """The engine's own work on one frame, nothing else: decode, check and step (the SMA
-    crossover), encode the commands."""
+def _sma_engine(catalog: Path):
     from app.live_build import build_engine
-    from live.engine import Origin
-    from live.wire import MsgType, decode_frame, encode_frame
 
     cfg = config(300, "single", False, 1, catalog)
     cfg.strategy.name = "sma_crossover"
     cfg.strategy.params = {"instrument": "SYNTH", "fast": 2, "slow": 3, "order_size": 1.0, "allow_short": True}
-    engine = build_engine(cfg, Path(tempfile.mkdtemp(prefix="floor-engine-")))
+    return build_engine(cfg, Path(tempfile.mkdtemp(prefix="floor-engine-")))
+
+
+def layered_work(catalog: Path) -> Callable[[bytes], bytes]:
+    """The engine's own work on one frame the layered way: decode, check and step (the SMA
+    crossover), encode the commands."""
+    from live.engine import Origin
+    from live.wire import MsgType, decode_frame, encode_frame
+
+    engine = _sma_engine(catalog)
     sequence = iter(range(1, 1 << 62))
 
     def work(raw: bytes) -> bytes:
@@ -190,13 +196,49 @@ def engine_work(catalog: Path) -> Callable[[bytes], bytes]:
     return work
 
 
+class _NextFrame:
+    """A subscriber and a command sender as the fast path sees them: every frame is the next."""
+
+    sender_id, epoch = 2, 1
+
+    def __init__(self) -> None:
+        self.next_seq, self.last_sequence, self.frame = 1, 0, b""
+
+    def expects(self, publisher_id: int) -> tuple[int, int]:
+        return 1, self.next_seq
+
+    def taken(self, publisher_id: int) -> None:
+        self.next_seq += 1
+
+    def next_frame(self) -> tuple[int, int]:
+        return self.last_sequence + 1, self.last_sequence + 1
+
+    def send_encoded(self, seq: int, frame: bytes, records: np.ndarray) -> None:
+        self.last_sequence, self.frame = seq, frame
+
+
+def fast_path_work(catalog: Path) -> Callable[[bytes], bytes]:
+    """The same work through ``live.fastpath``: one compiled call."""
+    from live.fastpath import FastPath
+
+    ends = _NextFrame()
+    path = FastPath(_sma_engine(catalog), ends, ends)
+
+    def work(raw: bytes) -> bytes:
+        ends.frame = b""
+        path.take(raw, time.time_ns())
+        return ends.frame or raw
+
+    return work
+
+
 def print_floors(catalog: Path) -> None:
     """What the machine makes of a receive and a send, with and without the engine's work."""
-    work = engine_work(catalog)
-    for what, fn in (("recv -> send", None), ("recv -> decode, step, encode -> send", work)):
+    for what, fn in (("recv -> send", None), ("recv -> layered engine -> send", layered_work(catalog)),
+                     ("recv -> fast path -> send", fast_path_work(catalog))):
         for spin in (False, True):
             p50, p99, p999 = machine_floor(fn, spin)
-            print(f"floor, plain loop, {what:<36} {'spinning' if spin else 'in poll()':<10}: "
+            print(f"floor, plain loop, {what:<31} {'spinning' if spin else 'in poll()':<10}: "
                   f"p50 {p50:6.1f} us, p99 {p99:6.1f} us, p99.9 {p999:6.1f} us", flush=True)
 
 
