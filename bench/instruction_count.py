@@ -8,9 +8,10 @@ complements ``bench/backtest_throughput.py`` rather than replacing it; it is the
 to compare two versions of the code by (run this script in each checkout).
 
 The script runs itself again under ``valgrind --tool=callgrind`` with instrumentation
-off, warms the compiled loop up (compiling or loading it costs billions of
-instructions that are not the loop's), and counts only the ``Backtest.run`` of the
-measured data, switched on and off by callgrind client requests from a tiny C shim
+off, after compiling the loop in a native run with a fresh Numba cache (a cache
+that already holds kernels compiled for other callers links different machine code:
+6% more instructions on the market maker), warms it up, and counts only the
+``Backtest.run`` of the measured data, switched on and off by callgrind client requests from a tiny C shim
 built here with gcc. Needs valgrind (with its headers) and gcc: on Debian,
 ``apt-get install valgrind gcc``.
 
@@ -25,6 +26,7 @@ It takes a few minutes: everything runs some 50 times slower under callgrind.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -110,7 +112,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from app.numba_cache import configure_numba_cache
 
-    configure_numba_cache()  # the cache backtest_throughput.py fills, so the warm-up only loads
+    configure_numba_cache()
     if args.child:
         measure_child(args.strategy, args.trades, args.lib)
         return
@@ -119,6 +121,9 @@ def main() -> None:
     print(f"{'backtest':10s} {'instructions':>15s} {'inputs':>10s} {'fills':>7s} {'instr/input':>12s}")
     with tempfile.TemporaryDirectory(prefix="instruction-count-") as tmp:
         folder = Path(tmp)
+        # A fresh Numba cache: which kernels a cache already holds, compiled for which
+        # callers, changes the machine code the loop links (by 6% on the market maker).
+        os.environ["PIPELINE_TRADER_CACHE"] = str(folder / "numba")
         lib = build_shim(folder)
         for strategy in strategies:
             total, inputs, fills = count(strategy, args.trades, folder, lib)

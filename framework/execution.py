@@ -61,7 +61,7 @@ def _protect(p, o) -> None:
         o.price = ref - int(ref * slip)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def submit(p, intent, out, n_out: int) -> int:
     """Risk-check a strategy's new order; record it and emit SUBMIT (one per venue leg when
     orders are routed, ``framework.routing``), or record the rejection and emit ALERT.
@@ -72,7 +72,7 @@ def submit(p, intent, out, n_out: int) -> int:
     return submit_checked(p, intent, out, n_out)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def submit_checked(p, intent, out, n_out: int) -> int:
     """``submit`` without stripping FLATTEN or routing: the kill switch's own closing orders
     come here, to the venue they name."""
@@ -177,7 +177,7 @@ def _submit_routed(p, intent, out, n_out: int) -> int:
     return n_out
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _write_order(o, intent, now: int) -> None:
     o.client_order_id = intent.client_order_id
     o.ts_created = now
@@ -206,7 +206,7 @@ def _write_order(o, intent, now: int) -> None:
     o.stale_answers = 0
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def cancel(p, intent, out, n_out: int) -> int:
     """Request a cancel of a working order; a cancel of a finished or unknown order is a no-op.
 
@@ -243,7 +243,7 @@ def cancel_order_and_legs(p, intent, out, n_out: int) -> int:
     return n_out
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def modify(p, intent, out, n_out: int) -> int:
     """Risk-check a new price and total size for a working order and request it from the venue."""
     now = p.exec_state[0].now

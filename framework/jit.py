@@ -19,11 +19,19 @@ Both are ``njit(cache=True)`` plus two choices that decide the loop's speed:
     counts again (some 50-100 ns per event).
 
 ``forceinline`` (``HOT`` only)
-    The per-event path (``step``, the market-data and marking kernels, the
-    strategy kernels, the loop's feed) is inlined into its caller, so that passing
-    the pipeline tuple (about a hundred machine words) costs nothing. Rare paths
-    (venue reports, order checks, matching) stay separate functions, called only
-    when needed, which keeps the compiled loop small and compile time short.
+    A compiled call that is not inlined passes every array among its arguments as
+    seven to eleven machine words (pointers, sizes, shape, strides), most of them on
+    the stack: a call taking the ``Pipeline`` (twenty arrays, 154 words) costs some
+    170-220 instructions before the callee does anything, more than the risk checks
+    themselves, and the exchange's state about 110. So the per-event path (``step``,
+    the market-data and marking kernels, the reports' way in, the strategy kernels,
+    the loop's feed) is inlined into its caller; the way out is one call per input
+    that has intents (``step._outbound``), with submit, modify, cancel and the risk
+    checks inlined into it; and the exchange inlines the helpers every command uses.
+    Rare paths (control events, the L2 book, recovery, routing, the exchange's
+    handling of each command) stay separate functions, called only when needed,
+    which keeps the compiled loop small and compile time short.
+    ``bench/instruction_count.py`` shows what a change here costs or saves.
 
 Both flags are set explicitly on every kernel because Numba otherwise inherits
 them from whichever caller compiles a kernel first. A strategy kernel decorated

@@ -43,7 +43,7 @@ def find_by_venue_order_id(orders, venue_id: int, venue_order_id: int) -> int:
     return -1
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def add_working(p, instrument_id: int, side: int, size: int) -> None:
     """Add ``size`` (negative: remove) to the instrument's working size on ``side``."""
     pos = p.positions[instrument_id]
@@ -53,7 +53,7 @@ def add_working(p, instrument_id: int, side: int, size: int) -> None:
         pos.open_sell += size
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def close_order(p, o) -> None:
     """An order stops working: release its working size and its open-order counts."""
     add_working(p, o.instrument_id, o.side, -(o.leaves + o.reserved))
@@ -84,7 +84,7 @@ def set_status(p, o, status: int) -> None:
     o.status = status
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def emit(out, n_out: int, now: int, kind: int, o, reason: int) -> int:
     """Write a command of ``kind`` about order ``o`` to ``out[n_out]``; return ``n_out + 1``."""
     c = out[n_out]

@@ -13,9 +13,10 @@ refused and counted, never applied.
 ``on_event(p, params, state, ev)`` is the strategy's kernel; ``step`` is compiled once
 per strategy (Numba specialises on the kernel) and cached.
 
-``step`` and the market-data path are ``framework.jit.HOT``: inlined into the loop
-that calls them, strategy included. Reports, control events, the L2 book and the
-intents' way out are separate functions, called only when there is work for them.
+``step``, the market-data path and the reports' way in are ``framework.jit.HOT``:
+inlined into the loop that calls them, strategy included. The intents' way out
+(``_outbound``, with risk and execution inlined into it), control events and the L2
+book are separate functions, called only when there is work for them.
 
 Timers with a negative id are the pipeline's own (``EXEC_TIMER_ID``: the execution
 stage's retries and acknowledgement timeouts, ``framework.recovery``): they go to the
@@ -101,7 +102,7 @@ def _inbound(p, ev, out, n_out: int) -> int:
     return n_out
 
 
-@njit(**HOT)
+@njit(**KERNEL)
 def _outbound(p, out, n_out: int) -> int:
     """Pass the strategy's intents, in order, through risk and execution into commands.
 

@@ -166,7 +166,7 @@ def _make_room(reports, head: int, tail: int, arrival: int) -> int:
     return pos
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id: int, client_order_id: int,
                  leaves: int, price: int, size: int, fee: int, flags: int, venue_order_id: int) -> None:
     """Queue one report on venue ``venue_id``'s response channel; flag an overflow if the
@@ -208,7 +208,7 @@ def _send_report(ex, t: int, kind: int, side: int, venue_id: int, instrument_id:
         r.venue_order_id = venue_order_id
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _report(ex, t: int, kind: int, o, price: int, size: int, fee: int, flags: int) -> None:
     """Report on order ``o`` (its side, ids and unfilled size), and remember how it stands."""
     if (kind == EventKind.ACCEPTED or kind == EventKind.FILLED or kind == EventKind.CANCELED
@@ -249,7 +249,7 @@ def _status_report(ex, t: int, o) -> None:
     _report(ex, t, o.state, o, o.price, filled, 0, ReportFlag.STATUS | reason)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _busy(ex) -> bool:
     """Whether the venue refuses this SUBMIT or MODIFY for a passing reason (an injected fault)."""
     if fault(ex.rng, ex.prm[0].transient_reject_rate):
@@ -258,7 +258,7 @@ def _busy(ex) -> bool:
     return False
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _acknowledge(ex, t: int, slot: int) -> None:
     """Accept order ``slot``: give it the venue's next order id and report ACCEPTED, unless
     the acknowledgement is lost on the way (an injected fault; the order works all the same)."""
@@ -304,7 +304,7 @@ def _conditional(o) -> bool:
     return o.stop != 0 or (o.tif == TimeInForce.GTD and o.expire_ts > 0)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _deactivate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 0
@@ -322,7 +322,7 @@ def _deactivate(ex, slot: int) -> None:
             return
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _activate(ex, slot: int) -> None:
     o = ex.orders[slot]
     o.active = 1

@@ -108,7 +108,7 @@ def _invalid(p, instrument_id: int, side: int, order_type: int, price: int, trig
     return (order_type == OrderType.STOP or order_type == OrderType.STOP_LIMIT) and trigger_price <= 0
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def check_order(p, instrument_id: int, side: int, order_type: int, price: int, trigger_price: int, size: int,
                 added_size: int, flags: int, venue_id: int, is_new: bool) -> int:
     """Return RejectReason.NONE if an order may go out, else the first reason that stops it.
