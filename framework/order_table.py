@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from numba import njit
 
-from framework.events import Side
+from framework.events import CommandKind, Side
 from framework.jit import HOT, KERNEL
 from framework.order_state import OrderStatus
+
+
+@njit(**HOT)
+def is_venue_command(kind: int) -> bool:
+    """Whether a command of ``kind`` goes to a venue (SUBMIT, CANCEL, MODIFY, QUERY) rather
+    than to the clock (SET_TIMER) or the operator (ALERT)."""
+    return (kind == CommandKind.SUBMIT or kind == CommandKind.CANCEL or kind == CommandKind.MODIFY
+            or kind == CommandKind.QUERY)
 
 
 @njit(**HOT)

@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from framework.events import COMMAND_DTYPE, EVENT_SIZE, CommandKind, raw_copy, records
+from framework.events import COMMAND_DTYPE, EVENT_SIZE, raw_copy, records
 from framework.jit import KERNEL, entry_point
+from framework.order_table import is_venue_command
 from framework.stepper import step_batch
 from live.engine import Engine, Origin, admit
 from live.transport import CommandSender, Subscriber
@@ -72,9 +73,7 @@ def _frame_to_orders(buf, n_buf: int, publisher_id: int, epoch: int, sequence: i
     n_venue = 0
     n_other = 0
     for k in range(n_cmd):
-        kind = commands[k].kind
-        if kind == CommandKind.SUBMIT or kind == CommandKind.CANCEL or kind == CommandKind.MODIFY or (
-                kind == CommandKind.QUERY):
+        if is_venue_command(commands[k].kind):
             venue[n_venue] = commands[k]
             n_venue += 1
         else:

@@ -46,6 +46,7 @@ from numba import njit
 from framework.events import COMMAND_DTYPE, EQUITY_DTYPE, EVENT_DTYPE, TS_MAX, CommandKind, EventKind, records
 from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
+from framework.order_table import is_venue_command
 from framework.step import step
 from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
 from sim.models import Channel, LatencyModel, latency_ns
@@ -216,9 +217,7 @@ def _route(lp, ex, ev, n_out: int) -> int:
             j.command = c
             st.n_journal_commands += 1
         kind = c.kind
-        if kind == CommandKind.SUBMIT or kind == CommandKind.CANCEL or kind == CommandKind.MODIFY or (
-            kind == CommandKind.QUERY
-        ):
+        if is_venue_command(kind):
             if st.oq_tail - st.oq_head >= cap:
                 return -2  # Status.ORDER_QUEUE_FULL
             _send_order(lp, ex, c, now)
