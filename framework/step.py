@@ -13,10 +13,12 @@ refused and counted, never applied.
 ``on_event(p, params, state, ev)`` is the strategy's kernel; ``step`` is compiled once
 per strategy (Numba specialises on the kernel) and cached.
 
-``step``, the market-data path and the reports' way in are ``framework.jit.HOT``:
-inlined into the loop that calls them, strategy included. The intents' way out
-(``_outbound``, with risk and execution inlined into it), control events and the L2
-book are separate functions, called only when there is work for them.
+``step``, the market-data path, the reports' way in and the intents' way out
+(``_outbound``, with risk and execution) are ``framework.jit.HOT``: inlined into the
+loop that calls them, strategy included, because a call that passes the pipeline's
+twenty arrays costs more than the risk checks it would call (``framework.jit``).
+Control events and the L2 book are separate functions, called only when there is
+work for them.
 
 Timers with a negative id are the pipeline's own (``EXEC_TIMER_ID``: the execution
 stage's retries and acknowledgement timeouts, ``framework.recovery``): they go to the
@@ -102,7 +104,7 @@ def _inbound(p, ev, out, n_out: int) -> int:
     return n_out
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _outbound(p, out, n_out: int) -> int:
     """Pass the strategy's intents, in order, through risk and execution into commands.
 

@@ -483,7 +483,7 @@ def _expire_and_trigger(ex, t: int, v: int, i: int, buy_ref: int, sell_ref: int)
         k += 1
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def on_submit(ex, t: int, cmd) -> None:
     """An order arrives: reject, or accept and take what the market offers, then rest or expire."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -562,7 +562,7 @@ def on_submit(ex, t: int, cmd) -> None:
     _finish_immediate(ex, t, slot)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def on_cancel(ex, t: int, cmd) -> None:
     """A cancel arrives: cancel the resting order, or reject if it is no longer there."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -575,7 +575,7 @@ def on_cancel(ex, t: int, cmd) -> None:
     o.leaves = 0
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def on_modify(ex, t: int, cmd) -> None:
     """A modify arrives: reprice and resize (losing time priority), or reject it."""
     slot = cmd.client_order_id % ex.orders.shape[0]
@@ -616,7 +616,7 @@ def on_query(ex, t: int, cmd) -> None:
     _refuse_command(ex, t, cmd, EventKind.REJECTED, ReportFlag.STATUS | RejectReason.UNKNOWN_ORDER)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _submit_lost(ex) -> bool:
     """Whether this SUBMIT is lost on its way to the venue (an injected fault)."""
     if fault(ex.rng, ex.prm[0].submit_loss_rate):
