@@ -53,6 +53,11 @@ replaces the one pending under that id, and an ``expire_ts`` of ``TS_MAX`` cance
 QUERY asks the venue for the current state of order ``client_order_id`` (an order whose
 acknowledgement is overdue); the venue answers with a status report (``ReportFlag.STATUS``)."""
 
+VENUE_COMMAND_KINDS = frozenset((CommandKind.SUBMIT, CommandKind.CANCEL, CommandKind.MODIFY, CommandKind.QUERY))
+"""The command kinds a venue handles; the rest go to the clock (SET_TIMER) or the operator
+(ALERT). Python routes by this set; compiled code by ``framework.order_table.is_venue_command``,
+which a test holds equal to it."""
+
 EXEC_TIMER_ID = -1
 """Timer id of the execution stage's one timer (retry backoff, acknowledgement timeout).
 Strategies use ids from 0 up; the pipeline's own ids are negative and never reach them."""

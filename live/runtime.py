@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
-from framework.events import EVENT_DTYPE, CommandKind, EventKind, RejectReason, raw_copy, records
+from framework.events import EVENT_DTYPE, VENUE_COMMAND_KINDS, CommandKind, EventKind, RejectReason, raw_copy, records
 from live.engine import Engine, Origin
 from live.transport import CommandBacklogFull
 from live.transport.common import Rejects
@@ -60,7 +60,6 @@ class Venue(Protocol):
     async def run(self, deliver: Deliver) -> None: ...
 
 
-_VENUE_KINDS = frozenset((CommandKind.SUBMIT, CommandKind.CANCEL, CommandKind.MODIFY, CommandKind.QUERY))
 _REASONS = dict(enumerate(RejectReason._fields))
 
 
@@ -208,7 +207,7 @@ class Runtime:
         The few commands of one input are sorted with plain Python: numpy's reductions
         cost a microsecond each on arrays this small."""
         kinds = commands["kind"].tolist()
-        to_venue = [k in _VENUE_KINDS for k in kinds]
+        to_venue = [k in VENUE_COMMAND_KINDS for k in kinds]
         n_venue = sum(to_venue)
         if n_venue:
             self.venue.send(commands if n_venue == len(kinds) else raw_copy(commands, np.array(to_venue)))

@@ -48,6 +48,7 @@ import numpy as np
 from framework.events import (
     EVENT_DTYPE,
     PRICE_SCALE,
+    VENUE_COMMAND_KINDS,
     CommandKind,
     EventKind,
     Liquidity,
@@ -95,7 +96,6 @@ _TRADE_WINDOW_MS = 7 * 24 * 3600 * 1000 - 1  # Binance: at most 7 days between s
 _TRADE_HISTORY_MS = 180 * 24 * 3600 * 1000  # Binance answers trades of the last 6 months only
 _LOG_FIRST = 20  # occurrences of one kind of failure logged in full, then one in _LOG_EVERY
 _LOG_EVERY = 1000
-_HANDLED = (CommandKind.SUBMIT, CommandKind.CANCEL, CommandKind.MODIFY, CommandKind.QUERY)
 _CCXT_CLASS = {"futures": "binanceusdm", "spot": "binance"}
 _NAMES = {
     "kind": {v: k for k, v in EventKind._asdict().items()},
@@ -368,7 +368,7 @@ class BinanceExecution:
         groups: dict[int, list[Command]] = {}
         for rec in commands:
             self.counters.commands += 1
-            if int(rec["kind"]) not in _HANDLED:
+            if int(rec["kind"]) not in VENUE_COMMAND_KINDS:
                 self.counters.ignored_commands += 1
                 continue
             cmd = Command.from_record(rec)
