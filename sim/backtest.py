@@ -111,12 +111,22 @@ class Backtest:
             self._drain()
             if status == Status.DONE:
                 return spent
+            if status == Status.UNKNOWN_ROW:
+                raise ValueError(self._unknown_row(events[int(self.lp.st["ex_i"][0])]))
             if status != Status.OUTPUT_FULL:
                 name = Status._fields[status]
                 raise RuntimeError(
                     f"backtest stopped: {name}. The strategy keeps more orders or timers in flight than the "
                     "simulator's queues hold; raise sim.queue_capacity or check the strategy for a runaway loop."
                 )
+
+    def _unknown_row(self, row: np.void) -> str:
+        """The error for a data row whose venue or instrument the simulation was not allocated for."""
+        n_venues, n_instruments = self.ex.n_active.shape
+        return (f"backtest input row at ts_event {int(row['ts_event'])} names venue {int(row['venue_id'])} and "
+                f"instrument {int(row['instrument_id'])}, but the simulation runs {n_venues} venue(s) (ids 0.."
+                f"{n_venues - 1}) and {n_instruments} instrument(s) (ids 0..{n_instruments - 1}); configure the "
+                "venue in `venue.venues`, or build the data with the instrument ids the backtest was given")
 
     def _route(self, commands: np.ndarray) -> int:
         """Route the commands the remote pipeline produced for the input in ``handoff``."""
@@ -186,11 +196,6 @@ class Backtest:
                     f"backtest input chunk has dtype {current.dtype} (itemsize {current.dtype.itemsize}), not "
                     "EVENT_DTYPE: build event arrays with framework.events.concat_events, never np.concatenate"
                 )
-            n_venues = len(self.ex.prm)
-            if int(current["venue_id"].max()) >= n_venues:
-                bad = int(current["venue_id"].max())
-                raise ValueError(f"backtest input has rows of venue {bad}, but the simulated exchange runs "
-                                 f"{n_venues} venue(s) (ids 0..{n_venues - 1}); configure the venue in `venue.venues`")
             upcoming = next(it, None)
             events = kernel_view(current if len(carry) == 0 else concat_events([carry, current]))
             st["ex_i"] = len(carry)

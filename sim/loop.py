@@ -51,9 +51,12 @@ from framework.step import step
 from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
 from sim.models import Channel, LatencyModel, latency_ns
 
-Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL STEP")(0, 1, 2, 3, 4, 5)
+Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL STEP UNKNOWN_ROW")(
+    0, 1, 2, 3, 4, 5, 6)
 """Why ``run_chunk`` returned. STEP (remote stepping only): the input in ``handoff[0]`` is due
-at the pipeline; its commands go in with ``route_commands`` before the loop resumes."""
+at the pipeline; its commands go in with ``route_commands`` before the loop resumes.
+UNKNOWN_ROW: data row ``ex_i`` names a venue or instrument the simulation was not
+allocated for; nothing of it was applied."""
 
 LOOP_DTYPE = np.dtype(
     [
@@ -258,6 +261,14 @@ def route_commands(lp, ex, n_out: int) -> int:
 
 
 @njit(**HOT)
+def _known_row(ex, ev) -> bool:
+    """Whether a data row's venue and instrument exist in the simulation. Checked as the
+    exchange takes each row, which reads it anyway: a separate pass over a chunk costs
+    more than the SMA pipeline's whole step, and an unchecked id would index past the books."""
+    return ev.venue_id < ex.n_active.shape[0] and 0 <= ev.instrument_id < ex.n_active.shape[1]
+
+
+@njit(**HOT)
 def _exchange_sees(ex, ev, st) -> None:
     """The exchange takes one data row at its ``ts_event``; the row gets the time the
     strategy will receive it (``ts_recv``: plus its venue's feed latency, FIFO)."""
@@ -352,6 +363,9 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
         t_st = events[st_i].ts_recv if st_i < ex_i else TS_MAX
         if ex_i < n_events and t_ex <= t_st and t_ex <= t_other:
             ev = events[ex_i]
+            if not _known_row(ex, ev):
+                status = Status.UNKNOWN_ROW
+                break
             if ex.n_active[ev.venue_id, ev.instrument_id] == 0:
                 on_market(ex, ev)  # nothing rests here: no fill, no report
             else:
@@ -425,6 +439,8 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
         k_tim = _next_timer(lp) if st.n_timers > 0 else -1
         t_tim = lp.timer_ts[k_tim] if k_tim >= 0 else TS_MAX
         if ex_i < n_events and t_ex <= t_ord and t_ex <= t_rep and t_ex <= t_st and t_ex <= t_tim:
+            if not _known_row(ex, events[ex_i]):
+                return Status.UNKNOWN_ROW
             _exchange_sees(ex, events[ex_i], st)
             st.ex_i = ex_i + 1
             continue

@@ -159,6 +159,23 @@ def test_chunk_with_the_wrong_dtype_is_refused():
         bt.run([joined])
 
 
+@pytest.mark.parametrize("field, value, second_chunk", [
+    ("venue_id", 1, False), ("venue_id", 255, True), ("instrument_id", 1, False), ("instrument_id", -1, True),
+])
+def test_a_row_of_an_unknown_venue_or_instrument_is_refused_by_name(field, value, second_chunk):
+    """One venue and one instrument are allocated: a row naming another would index past the
+    exchange's books, so the loop stops at it and the error names the row's ids."""
+    ev = make_quotes([(t(1000), 99, 5, 101, 5), (t(2000), 99, 5, 101, 5), (t(3000), 99, 5, 101, 5)])
+    ev[field][1] = value
+    bt = Backtest(allocate(PipelineSpec(order_capacity=8)),
+                  allocate_exchange(1, 8, sim_params(), np.zeros(1, np.int64)),
+                  allocate_loop(8, 64), Strategy(on_event, make_script([]), new_state(0)))
+    chunks = [ev[:1], ev[1:]] if second_chunk else [ev]
+    with pytest.raises(ValueError, match=f"names venue {ev['venue_id'][1]} and instrument "
+                                         f"{ev['instrument_id'][1]}, but the simulation runs 1 venue"):
+        bt.run(chunks)
+
+
 def test_equity_is_sampled_before_the_first_input_of_each_interval():
     # interval 1000 ns. Quote at 1000 (mid 100, ask 101), market buy 1 -> fill 1 @ 101 at 1030
     # (reports at 1060). Quotes at 2500 (mid 102) and 2600.
