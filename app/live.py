@@ -34,7 +34,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from app.endpoints import Endpoints, remove_ipc_files
-from app.nodes import EngineNode, is_multi, pin, uses_sim_venue, write_json
+from app.nodes import CPUS_ENV, EngineNode, is_multi, pin, uses_sim_venue, write_json
 
 LIVE_MODES = ("lockstep", "paper", "live")
 
@@ -69,6 +69,9 @@ class Supervisor:
         self.out_dir = out_dir
         self.children: dict[str, asyncio.subprocess.Process] = {}
         self.stop = asyncio.Event()
+        self.cpus = sorted(os.sched_getaffinity(0))
+        """The cores this process had before the session: its children start from them, and
+        the single topology's engine (this process) gets them back when the session ends."""
 
     async def run(self) -> dict:
         """Run the session; return every process's summary by role."""
@@ -96,6 +99,7 @@ class Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            os.sched_setaffinity(0, self.cpus)
         return self._summaries()
 
     async def _start(self, role: str) -> None:
@@ -106,7 +110,8 @@ class Supervisor:
         self.children[role] = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.nodes", role, "--config", str(self.out_dir / "config.yaml"),
             "--endpoints", str(self.out_dir / "endpoints.json"), "--out", str(folder),
-            stdout=logfile, stderr=logfile, cwd=Path(__file__).resolve().parents[1], env=os.environ.copy(),
+            stdout=logfile, stderr=logfile, cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, CPUS_ENV: ",".join(map(str, self.cpus))},
         )
         logfile.close()
         ready = folder / f"{role}.ready"

@@ -49,6 +49,21 @@ log = structlog.get_logger("app.nodes")
 
 ROLES = ("engine", "market_data", "gateway", "venue")
 
+CPUS_ENV = "PIPELINE_TRADER_CPUS"
+"""The cores the supervisor could run on before it pinned anything, for its children."""
+
+
+def session_cpus() -> None:
+    """Start from the cores the supervisor had before it pinned itself (``CPUS_ENV``).
+
+    A child inherits its parent's affinity: in the single topology the supervisor is the
+    engine, pinned to the engine's cores before it starts the venue, so an unpinned
+    venue (or one whose engine's I/O thread should move to "the other cores") would
+    otherwise share the core the engine was given alone."""
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
 
 def pin(cores: list[int], role: str) -> list[int]:
     """Pin this process to ``cores`` (empty: leave it); return the cores it may run on.
@@ -362,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(args.config))  # typed, as run.py has it
     ep = Endpoints(**json.loads(Path(args.endpoints).read_text()))
     out_dir = Path(args.out)
+    session_cpus()
     cores = pin(list(cfg.live.cpus[args.role]), args.role)
     try:
         summary = asyncio.run(_main(args.role, cfg, ep, out_dir))

@@ -136,3 +136,39 @@ def test_the_market_data_service_snapshot_is_the_latest_of_each_instrument_venue
     snap = top.snapshot()
     assert [(int(r["instrument_id"]), int(r["kind"]), int(r["bid_price"])) for r in snap] == [
         (0, EventKind.TRADE, 2), (0, EventKind.QUOTE, 3), (1, EventKind.QUOTE, 5)]
+
+
+SESSION_CPUS = """
+import json, os, sys
+from pathlib import Path
+from hydra import compose, initialize_config_dir
+from app.live import run_session
+from framework.config import register_configs
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+before = sorted(os.sched_getaffinity(0))
+register_configs()
+with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+    cfg = compose("config", overrides=[
+        "mode=paper", "strategy=sma_crossover", "live.topology=single", "live.duration_s=2", "live.end_linger_s=1",
+        f"live.cpus.engine=[{before[-1]}]", f"data.catalog_root={out / 'catalog'}",
+        "data.synthetic.trades_per_day=2000", "data.synthetic.days=1", "progress=false"])
+summaries = run_session(cfg, out / "session")
+print(json.dumps({"before": before, "after": sorted(os.sched_getaffinity(0)),
+                  "venue": summaries["venue"]["cpus"]}))
+"""
+
+
+def test_pinning_the_single_topologys_engine_pins_nothing_else(tmp_path):
+    """The single topology pins its own process as the engine, then starts the venue: the
+    venue must run on the cores the session started with, not inherit the engine's core,
+    and the process gets its cores back when the session ends (a second session in it
+    would otherwise start every child on the engine's core)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to pin the engine apart")
+    done = subprocess.run([sys.executable, "-c", SESSION_CPUS, str(ROOT), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cpus = json.loads(done.stdout.strip().splitlines()[-1])
+    assert cpus["venue"] == cpus["before"]
+    assert cpus["after"] == cpus["before"]
