@@ -176,6 +176,14 @@ def test_a_row_of_an_unknown_venue_or_instrument_is_refused_by_name(field, value
         bt.run(chunks)
 
 
+def test_a_pipeline_and_an_exchange_of_different_instruments_are_refused():
+    """Rows are checked against the exchange's instruments only, so the pipeline must hold as many."""
+    with pytest.raises(ValueError, match="pipeline holds 1 instrument.* exchange 2"):
+        Backtest(allocate(PipelineSpec(order_capacity=8)),
+                 allocate_exchange(2, 8, sim_params(), np.zeros(1, np.int64)),
+                 allocate_loop(8, 64), Strategy(on_event, make_script([]), new_state(0)))
+
+
 def test_equity_is_sampled_before_the_first_input_of_each_interval():
     # interval 1000 ns. Quote at 1000 (mid 100, ask 101), market buy 1 -> fill 1 @ 101 at 1030
     # (reports at 1060). Quotes at 2500 (mid 102) and 2600.
