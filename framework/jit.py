@@ -93,8 +93,8 @@ def cache_by_source(kernel: Any) -> Any:
 
 
 def entry_point(dispatcher: Any, args: tuple) -> Any:
-    """Compile (or load) ``dispatcher`` for ``args`` and return the fastest way to call it
-    again with arguments of exactly the same types.
+    """Compile (or load) ``dispatcher`` for ``args`` by calling it once, and return the fastest
+    way to call it again with arguments of exactly the same types.
 
     Calling a Numba dispatcher from Python costs some 10 us with a ``Pipeline`` among the
     arguments: it computes the type of each of its twenty arrays on every call. The
@@ -104,6 +104,21 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
     the JIT disabled it returns the plain function.
     """
     dispatcher(*args)
+    return _overload_entry(dispatcher, args)
+
+
+def resolve(dispatcher: Any, args: tuple) -> Any:
+    """``entry_point`` without the call: for a kernel that acts on the world (reads a socket),
+    which must not run before its caller is ready for what it does."""
+    from numba import config, typeof
+
+    if config.DISABLE_JIT:
+        return dispatcher
+    dispatcher.compile(tuple(typeof(a) for a in args))
+    return _overload_entry(dispatcher, args)
+
+
+def _overload_entry(dispatcher: Any, args: tuple) -> Any:
     overloads = getattr(dispatcher, "overloads", None)
     if not overloads:
         return dispatcher
