@@ -19,11 +19,12 @@ pipeline are those of ``python run.py mode=paper``. Printed per run:
 
 First it prints what this machine makes of the bare path, in a plain loop at 300
 frames/s: a ZeroMQ receive and send with nothing between, and with the engine's own
-work between (decode, check, step, encode; the layered way and the fast path's one
-compiled call), waiting in poll() or spinning. On a VM a
-thread woken from sleep runs far slower than a hot one, and every microsecond of work
-shows up several times over at the tail: these floors say what the sessions' figures
-can be compared with.
+work between (decode, check, step the SMA crossover, which orders on every trade,
+encode): the layered way in Python, and the fast path's compiled loop, which reads and
+writes the sockets itself (its samples are its own stamps, as in a session); waiting in
+poll() or spinning. On a VM a thread woken from sleep runs far slower than a hot one,
+and every microsecond of work shows up several times over at the tail: these floors say
+what the sessions' figures can be compared with.
 
 Usage::
 
@@ -49,18 +50,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.numba_cache import configure_numba_cache  # noqa: E402
+from app.numba_cache import configure_numba_cache
 
 configure_numba_cache()
 
-import numpy as np  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
-from app.live import run_session  # noqa: E402
-from framework.config import register_configs  # noqa: E402
-from framework.events import EventKind  # noqa: E402
-from framework.journal import read_journal  # noqa: E402
+from app.live import run_session
+from framework.config import register_configs
+from framework.events import EventKind
+from framework.journal import read_journal
 
 TRADES_PER_DAY = 200_000
 QUOTES_PER_TRADE = 2.0
@@ -105,8 +106,9 @@ def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: 
     }
 
 
-def _floor_publisher(endpoint: str, n: int, rate: float) -> None:
-    """Publish ``n`` one-trade EVENTS frames at ``rate`` per second (prices that make an SMA trade)."""
+def _floor_publisher(endpoint: str, n: int, rate: float, go=None) -> None:
+    """Publish ``n`` one-trade EVENTS frames at ``rate`` per second (prices that make an SMA trade),
+    from when ``go`` is set (if given)."""
     import zmq
 
     from framework.events import EVENT_DTYPE, EventKind, to_fixed
@@ -115,11 +117,13 @@ def _floor_publisher(endpoint: str, n: int, rate: float) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUB)
     sock.bind(endpoint)
+    if go is not None:
+        go.wait()
     time.sleep(0.5)  # let the subscriber join
     trade = np.zeros(1, EVENT_DTYPE)
     trade["kind"], trade["size"] = EventKind.TRADE, to_fixed(1)
     for k in range(n):
-        trade["price"] = to_fixed(100.0 + (k % 8 < 4))
+        trade["price"] = to_fixed(100.0 + k % 2)  # fast=1 and slow=2 cross on every trade
         trade["ts_event"] = time.time_ns()
         sock.send(encode_frame(MsgType.EVENTS, trade, publisher_id=1, epoch=1, sequence=k + 1))
         time.sleep(1 / rate)
@@ -176,7 +180,7 @@ def _sma_engine(catalog: Path):
 
     cfg = config(300, "single", False, 1, catalog)
     cfg.strategy.name = "sma_crossover"
-    cfg.strategy.params = {"instrument": "SYNTH", "fast": 2, "slow": 3, "order_size": 1.0, "allow_short": True}
+    cfg.strategy.params = {"instrument": "SYNTH", "fast": 1, "slow": 2, "order_size": 1.0, "allow_short": True}
     return build_engine(cfg, Path(tempfile.mkdtemp(prefix="floor-engine-")))
 
 
@@ -196,48 +200,60 @@ def layered_work(catalog: Path) -> Callable[[bytes], bytes]:
     return work
 
 
-class _NextFrame:
-    """A subscriber and a command sender as the fast path sees them: every frame is the next."""
+def fast_path_floor(catalog: Path, spin: bool, n: int = 3000, rate: float = 300.0) -> tuple[float, float, float]:
+    """The same through ``live.fastpath``: the engine's own subscriber and command sender, and
+    the fast path's compiled loop reading one socket and writing the other. Samples are the
+    fast path's own stamps (``FastPath.tick_to_order_ns``), as in a session."""
+    import multiprocessing as mp
 
-    sender_id, epoch = 2, 1
+    import zmq
 
-    def __init__(self) -> None:
-        self.next_seq, self.last_sequence, self.frame = 1, 0, b""
+    from live.fastpath import FastPath, Outcome
+    from live.transport import CommandSender, Source, Subscriber
 
-    def expects(self, publisher_id: int) -> tuple[int, int]:
-        return 1, self.next_seq
-
-    def taken(self, publisher_id: int) -> None:
-        self.next_seq += 1
-
-    def next_frame(self) -> tuple[int, int]:
-        return self.last_sequence + 1, self.last_sequence + 1
-
-    def send_encoded(self, seq: int, frame: bytes, records: np.ndarray) -> None:
-        self.last_sequence, self.frame = seq, frame
-
-
-def fast_path_work(catalog: Path) -> Callable[[bytes], bytes]:
-    """The same work through ``live.fastpath``: one compiled call."""
-    from live.fastpath import FastPath
-
-    ends = _NextFrame()
-    path = FastPath(_sma_engine(catalog), ends, ends)
-
-    def work(raw: bytes) -> bytes:
-        ends.frame = b""
-        path.take(raw, time.time_ns())
-        return ends.frame or raw
-
-    return work
+    folder = tempfile.mkdtemp(prefix="floor-")
+    pub_ep, sink_ep = f"ipc://{folder}/pub", f"ipc://{folder}/sink"
+    engine = _sma_engine(catalog)
+    go = mp.get_context("fork").Event()
+    publisher = mp.get_context("fork").Process(target=_floor_publisher, args=(pub_ep, n, rate, go))
+    publisher.start()  # forked before this process makes a ZeroMQ context of its own
+    ctx = zmq.Context()
+    sink = ctx.socket(zmq.ROUTER)
+    sink.setsockopt(zmq.RCVHWM, 0)
+    sink.bind(sink_ep)
+    nobody = ctx.socket(zmq.ROUTER)  # the replay socket: a floor has no gaps to recover
+    nobody.bind(f"ipc://{folder}/replay")
+    feed = Subscriber([Source(1, pub_ep, f"ipc://{folder}/replay")], ctx=ctx, name="floor.feed")
+    sender = CommandSender(2, sink_ep, ctx=ctx, max_unacked=1 << 30)
+    path = FastPath(engine, feed, sender)  # compiled (or loaded) before the first frame comes
+    go.set()
+    deadline = time.monotonic() + 0.5 + 2 * n / rate + 10
+    samples, handled = [], 0
+    while handled <= n and time.monotonic() < deadline:  # every frame and the END
+        if not spin:
+            feed.live_socket.poll(100)
+        outcome = path.poll(100_000 if spin else 0)
+        if outcome == Outcome.HANDED:  # the first frame starts the stream; END is not a frame
+            feed.recv_nowait()
+        elif outcome == Outcome.TAKEN and path.sent_orders:
+            samples.append(path.tick_to_order_ns)
+        handled += outcome != Outcome.IDLE
+    publisher.join()
+    feed.close()
+    sender.socket.close(linger=0)
+    ctx.destroy(linger=0)
+    us = np.array(samples[len(samples) // 10:]) / 1e3
+    return tuple(float(x) for x in np.percentile(us, [50, 99, 99.9]))
 
 
 def print_floors(catalog: Path) -> None:
     """What the machine makes of a receive and a send, with and without the engine's work."""
-    for what, fn in (("recv -> send", None), ("recv -> layered engine -> send", layered_work(catalog)),
-                     ("recv -> fast path -> send", fast_path_work(catalog))):
+    layered = layered_work(catalog)
+    for what, floor in (("recv -> send", lambda spin: machine_floor(None, spin)),
+                        ("recv -> layered engine -> send", lambda spin: machine_floor(layered, spin)),
+                        ("recv -> fast path -> send", lambda spin: fast_path_floor(catalog, spin))):
         for spin in (False, True):
-            p50, p99, p999 = machine_floor(fn, spin)
+            p50, p99, p999 = floor(spin)
             print(f"floor, plain loop, {what:<31} {'spinning' if spin else 'in poll()':<10}: "
                   f"p50 {p50:6.1f} us, p99 {p99:6.1f} us, p99.9 {p999:6.1f} us", flush=True)
 

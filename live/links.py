@@ -32,39 +32,36 @@ Deliver = Callable[[np.ndarray, int], None]
 """Takes a batch of EVENT_DTYPE records and the ``perf_counter_ns`` time they were received."""
 
 
-FastTaker = Callable[[bytes, int], bool]
-"""Takes a raw message and the time it was received; True if it handled it (``live.fastpath``)."""
-TIGHT_POLLS = 200
-"""Polls of the market-data socket alone, when spinning with a fast path, before the other
-tasks (the venue's reports, timers) get a turn: a few tens of microseconds in which the
-fast path's code and data stay in the core's caches."""
+FastPoller = Callable[[int], bool]
+"""Waits up to the given nanoseconds (spinning) for a message and deals with it; True if one
+came (``live.fastpath.FastPath.poll`` as the runtime wraps it)."""
+TIGHT_SPIN_NS = 100_000
+"""How long, when spinning with a fast path, the compiled loop polls the market-data socket
+alone before the other tasks (the venue's reports, timers) get a turn: long enough that a
+message rarely arrives while they have it, short enough that a report waits little."""
 
 
-async def _pump(subscriber: Subscriber, deliver: Deliver, spin_s: float = 0.0, fast: FastTaker | None = None) -> None:
+async def _pump(subscriber: Subscriber, deliver: Deliver, spin_s: float = 0.0, fast: FastPoller | None = None) -> None:
     """Deliver every frame of ``subscriber`` until all its publishers ended their streams.
 
     After a frame, the socket is polled without sleeping for ``spin_s`` seconds (yielding
     to the event loop between polls) before the task blocks again: a process woken from
     sleep runs its first microseconds with cold caches and a slow core, which costs more
-    than the work itself. Spinning trades CPU time for latency; pin the process."""
+    than the work itself. Spinning trades CPU time for latency; pin the process. With a
+    fast path, messages are first offered to it (it reads the socket itself)."""
     live = set(subscriber.publisher_ids)
     spin_ns = int(spin_s * 1e9)
     idle_since = 0
-    tight = TIGHT_POLLS if fast is not None and spin_ns else 1
+    budget = TIGHT_SPIN_NS if spin_ns else 0
     while live:
-        if fast is not None:
-            for _ in range(tight):  # spinning: poll the socket alone a while before the event loop's turn
-                t_received = time.perf_counter_ns()
-                raw = subscriber.recv_raw()
-                if raw is not None:
-                    break
-            if raw is not None:
-                if not fast(raw, t_received):
-                    subscriber.take_raw(raw)
+        t_received = time.perf_counter_ns()
+        if fast is not None and subscriber.may_take_raw():
+            if fast(budget):
                 idle_since = 0
                 continue
-        t_received = time.perf_counter_ns()
-        frame = subscriber.recv_nowait()
+            frame = None  # nothing came in time; the fast path alone reads the live socket meanwhile
+        else:
+            frame = subscriber.recv_nowait()
         if frame is None:
             if not idle_since:
                 idle_since = t_received
@@ -88,9 +85,9 @@ class ZmqFeed:
         self.subscriber = Subscriber(sources, name=name, **subscriber_options)
         self.spin_s = spin_s
 
-    async def run(self, deliver: Deliver, fast: FastTaker | None = None) -> None:
-        """Deliver frames until every source ended its stream; offer each raw message to
-        ``fast`` first, when given."""
+    async def run(self, deliver: Deliver, fast: FastPoller | None = None) -> None:
+        """Deliver frames until every source ended its stream; let ``fast`` read and take
+        what it can first, when given."""
         await _pump(self.subscriber, deliver, self.spin_s, fast)
 
     def close(self) -> None:

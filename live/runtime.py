@@ -174,32 +174,37 @@ class Runtime:
             self._fail(exc, "the venue stopped acknowledging commands")
 
     def _fast_taker(self):
-        """The fast path's taker, when this runtime can use one (``RuntimeConfig.fast_path``)."""
+        """The fast path's poller, when this runtime can use one (``RuntimeConfig.fast_path``)."""
+        from live import libzmq
         from live.links import ZmqFeed, ZmqVenue
 
         if self.config.lockstep or not self.config.fast_path:
             return None
         if not (isinstance(self.feed, ZmqFeed) and isinstance(self.venue, ZmqVenue)):
             return None
-        from live.fastpath import R_VENUE, FastPath
+        if not libzmq.AVAILABLE:
+            log.warning("no fast path, market data takes the layered path", why=libzmq.UNAVAILABLE_BECAUSE)
+            return None
+        from live.fastpath import FastPath, Outcome
 
         self.fast_path = path = FastPath(self.engine, self.feed.subscriber, self.venue.sender)
 
-        def take(raw: bytes, t_received: int) -> bool:
+        def poll(budget_ns: int) -> bool:
             try:
-                other = path.take(raw, self.clock.now_ns())
+                outcome = path.poll(budget_ns)
             except CommandBacklogFull as exc:
                 self._fail(exc, "the venue stopped acknowledging commands")
-                return True
-            if other is None:
-                return False
-            if path.result[R_VENUE]:
-                self.latency.record(time.perf_counter_ns() - t_received)
-            if len(other):
-                self._dispatch(other, t_received, self.latency)
+                return False  # nothing was read: the layered path meets the same backlog and stops too
+            if outcome != Outcome.TAKEN:
+                return outcome == Outcome.HANDED
+            if path.sent_orders:
+                self.latency.record(path.tick_to_order_ns)
+            others = path.others
+            if len(others):
+                self._dispatch(others, path.received_ns, self.latency)
             return True
 
-        return take
+        return poll
 
     def _dispatch(self, commands: np.ndarray, t_received: int, latency: LatencyRecorder | None = None) -> None:
         """Orders to the venue (then ``latency`` takes a sample), timers to the clock, alerts to the log.

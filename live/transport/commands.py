@@ -129,6 +129,7 @@ class CommandSender:
         self._rto = resend_after  # current resend timeout, backed off while nothing is acknowledged
         self._max_unacked = max_unacked
         self._skip = skip
+        self._skipping = (0, False)  # (sequence, whether skip() dropped it), asked once per sequence
         self._unacked: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()  # seq -> (records, last sent)
         self._dealer = make_socket(context(ctx), zmq.DEALER, IMMEDIATE=1)
         self._dealer.connect(endpoint)
@@ -167,23 +168,40 @@ class CommandSender:
             self.counters.frames_sent += 1
         return seq
 
-    def next_frame(self) -> tuple[int, int]:
-        """The sequence and ``aux`` (oldest unacknowledged) of the next frame, for a caller
-        that encodes it itself (``live.fastpath``) and hands it to ``send_encoded``."""
+    @property
+    def socket(self) -> zmq.Socket:
+        """The DEALER socket frames go out on (``live.fastpath`` sends on it from compiled code)."""
+        return self._dealer
+
+    def next_frame(self) -> tuple[int, int, bool]:
+        """The sequence and ``aux`` (oldest unacknowledged) of the next frame, and whether to
+        transmit it (False only when the ``skip`` hook drops it), for a caller that encodes
+        and sends it itself (``live.fastpath``) and then tells ``sent_encoded``."""
         if len(self._unacked) >= self._max_unacked:
             raise CommandBacklogFull(f"{len(self._unacked)} commands unacknowledged by the receiver")
         seq = self.last_sequence + 1
-        return seq, next(iter(self._unacked), seq)
+        if self._skip is not None and seq != self._skipping[0]:
+            self._skipping = (seq, self._skip(seq))
+        transmit = self._skip is None or not self._skipping[1]
+        return seq, next(iter(self._unacked), seq), transmit
 
-    def send_encoded(self, seq: int, frame: bytes, records: np.ndarray) -> None:
-        """Send ``frame``, encoded for ``next_frame()``'s sequence, of ``records`` (kept for resends)."""
+    def sent_encoded(self, seq: int, records: np.ndarray, transmitted: bool) -> None:
+        """Keep ``records`` (for resends) as frame ``seq``, which the caller of ``next_frame``
+        encoded and handed to the socket (``transmitted``), or found no receiver for, or was told
+        not to transmit."""
         if seq != self.last_sequence + 1:
             raise ValueError(f"frame {seq} is not the next one ({self.last_sequence + 1})")
         self.last_sequence = seq
-        self._unacked[seq] = (records, _NEVER)
         self._idle.clear()
-        if self._transmit(seq, frame):
+        if self._skip is not None and self._skipping == (seq, True):
+            self.counters.frames_skipped += 1
+            self._unacked[seq] = (records, now())
+        elif transmitted:
             self.counters.frames_sent += 1
+            self._unacked[seq] = (records, now())
+        else:  # no receiver connected: stays in the window, resent later
+            self.counters.send_deferred += 1
+            self._unacked[seq] = (records, _NEVER)
 
     def _encode(self, seq: int, records: np.ndarray) -> bytes:
         base = next(iter(self._unacked), seq)

@@ -98,17 +98,17 @@ class Subscriber:
             self.pump()
         return self._ready.popleft() if self._ready else None
 
-    # -- the fast path: the next frame of a stream, decoded by the caller (live.fastpath) ----------
+    # -- the fast path: the next frame of a stream, read and decoded by the caller (live.fastpath) --
 
-    def recv_raw(self) -> bytes | None:
-        """The next message on the live socket, undecoded, if nothing is queued before it and no
-        replay is outstanding (else None: use ``recv_nowait``, which keeps the order)."""
-        if self._ready or self._deadline or not self._sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            return None  # (EVENTS first: an empty poll raising zmq.Again costs more than it)
-        try:
-            return self._sub.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return None
+    @property
+    def live_socket(self) -> zmq.Socket:
+        """The SUB socket live frames arrive on (``live.fastpath`` reads it from compiled code)."""
+        return self._sub
+
+    def may_take_raw(self) -> bool:
+        """Whether the next message on the live socket may be read raw: nothing is queued
+        before it and no replay is outstanding (else use ``recv_nowait``, which keeps the order)."""
+        return not (self._ready or self._deadline)
 
     def expects(self, publisher_id: int) -> tuple[int, int] | None:
         """(epoch, sequence) of the frame that would be delivered next for ``publisher_id``, when it
@@ -128,7 +128,7 @@ class Subscriber:
         self._heard[publisher_id] = now()
 
     def take_raw(self, raw: bytes) -> None:
-        """Process a message ``recv_raw`` returned that the caller did not take (the slow path)."""
+        """Process a message read raw from ``live_socket`` that the caller did not take (the slow path)."""
         self._take([raw], None, self._out)
         if self._out:
             self._ready.extend(self._out)
