@@ -181,6 +181,8 @@ def _sma_engine(catalog: Path):
     cfg = config(300, "single", False, 1, catalog)
     cfg.strategy.name = "sma_crossover"
     cfg.strategy.params = {"instrument": "SYNTH", "fast": 1, "slow": 2, "order_size": 1.0, "allow_short": True}
+    # nobody answers the floor's orders: without room for working orders, risk would refuse all but the first few
+    cfg.risk.instrument.max_long = cfg.risk.instrument.max_short = 1e6
     return build_engine(cfg, Path(tempfile.mkdtemp(prefix="floor-engine-")))
 
 
