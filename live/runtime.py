@@ -194,7 +194,7 @@ class Runtime:
                 outcome = path.poll(budget_ns)
             except CommandBacklogFull as exc:
                 self._fail(exc, "the venue stopped acknowledging commands")
-                return False  # nothing was read: the layered path meets the same backlog and stops too
+                return False  # nothing was read, and the session is stopping
             if outcome != Outcome.TAKEN:
                 return outcome == Outcome.HANDED
             if path.sent_orders:

@@ -160,7 +160,7 @@ class CommandSender:
         self.last_sequence = seq
         self._unacked[seq] = (records, _NEVER)
         self._idle.clear()
-        if self._skip is not None and self._skip(seq):
+        if self._skips(seq):
             self.counters.frames_skipped += 1
             self._unacked[seq] = (records, now())
             return seq
@@ -180,10 +180,15 @@ class CommandSender:
         if len(self._unacked) >= self._max_unacked:
             raise CommandBacklogFull(f"{len(self._unacked)} commands unacknowledged by the receiver")
         seq = self.last_sequence + 1
-        if self._skip is not None and seq != self._skipping[0]:
-            self._skipping = (seq, self._skip(seq))
-        transmit = self._skip is None or not self._skipping[1]
-        return seq, next(iter(self._unacked), seq), transmit
+        return seq, next(iter(self._unacked), seq), not self._skips(seq)
+
+    def _skips(self, seq: int) -> bool:
+        """Whether the ``skip`` hook drops frame ``seq`` (asked once per sequence)."""
+        if self._skip is None:
+            return False
+        if seq != self._skipping[0]:
+            self._skipping = (seq, bool(self._skip(seq)))
+        return self._skipping[1]
 
     def sent_encoded(self, seq: int, records: np.ndarray, transmitted: bool) -> None:
         """Keep ``records`` (for resends) as frame ``seq``, which the caller of ``next_frame``
@@ -193,7 +198,7 @@ class CommandSender:
             raise ValueError(f"frame {seq} is not the next one ({self.last_sequence + 1})")
         self.last_sequence = seq
         self._idle.clear()
-        if self._skip is not None and self._skipping == (seq, True):
+        if self._skips(seq):
             self.counters.frames_skipped += 1
             self._unacked[seq] = (records, now())
         elif transmitted:
