@@ -19,17 +19,15 @@ import hashlib
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COMPILED_PACKAGES = ("framework", "sim", "strategies", "models")
+from framework.jit import ROOT, compiled_sources  # (imports no Numba: the cache folder must be set first)
 
 
 def source_hash(root: Path = ROOT) -> str:
-    """Return a short hash of every Python file in the compiled packages."""
+    """Return a short hash of every source file the compiled code depends on."""
     h = hashlib.sha256()
-    for package in COMPILED_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
+    for path in compiled_sources(root):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

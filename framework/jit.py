@@ -59,8 +59,21 @@ HOT = {"cache": True, "_nrt": False, "forceinline": True}
 """A kernel on the per-event path: like ``KERNEL`` and always inlined into its caller."""
 
 
+ROOT = Path(__file__).resolve().parents[1]
 COMPILED_PACKAGES = ("framework", "sim", "strategies", "models")
 """Packages whose kernels are compiled into the loop."""
+COMPILED_MODULES = ("live/engine.py", "live/fastpath.py", "live/libzmq.py", "live/wire.py", "live/wire_kernels.py")
+"""Modules elsewhere whose kernels or constants are compiled with a strategy (the live
+engine's fast path calls ``step`` for it)."""
+
+
+def compiled_sources(root: Path = ROOT) -> list[Path]:
+    """Every source file a strategy's compiled code may depend on, in a fixed order.
+
+    Numba invalidates a cached function when its own file changes, not when a kernel it
+    calls in another file does: whatever keys a cache must cover all of these."""
+    paths = sorted(p for package in COMPILED_PACKAGES for p in (root / package).rglob("*.py"))
+    return paths + [root / module for module in COMPILED_MODULES]
 
 
 def cache_by_source(kernel: Any) -> Any:
@@ -79,11 +92,9 @@ def cache_by_source(kernel: Any) -> Any:
     py_func = getattr(kernel, "py_func", None)
     if py_func is None or getattr(kernel, "_MemoMixin__uuid", "") is not None:
         return kernel  # not a Numba dispatcher, or its id is already in use
-    root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     try:
-        paths = [Path(inspect.getsourcefile(py_func) or "")]
-        paths += sorted(p for package in COMPILED_PACKAGES for p in (root / package).rglob("*.py"))
+        paths = [Path(inspect.getsourcefile(py_func) or ""), *compiled_sources()]
         for path in paths:
             h.update(path.read_bytes())
         kernel._set_uuid(f"{py_func.__module__}.{py_func.__qualname__}:{h.hexdigest()[:16]}")
