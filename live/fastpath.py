@@ -92,6 +92,9 @@ class Outcome(IntEnum):
     """The receive failed (``_receive`` only; ``poll`` raises)."""
 
 
+_IDLE, _TAKEN, _HANDED, _FAILED = (int(o) for o in Outcome)  # as the kernel returns them
+
+
 @njit(**KERNEL)
 def _frame_to_orders(buf, n_buf: int, publisher_id: int, epoch: int, sequence: int, now: int, last_ts: int,
                      first_index: int, sender_seq: int, sender_aux: int,
@@ -163,9 +166,9 @@ def _receive(sub: int, dealer: int, msg, deadline: int, streams, transmit: bool,
         zmq_msg_close(address)
         if errno != EAGAIN:
             result[R_ERRNO] = errno
-            return 3
+            return _FAILED
         if _clock_ns(CLOCK_MONOTONIC, timespec) >= deadline:
-            return 0
+            return _IDLE
     result[R_T_RECEIVED] = _clock_ns(CLOCK_MONOTONIC, timespec)
     now = _clock_ns(CLOCK_REALTIME, timespec)
     data = carray(zmq_msg_data(address), size, np.uint8)
@@ -186,7 +189,7 @@ def _receive(sub: int, dealer: int, msg, deadline: int, streams, transmit: bool,
                                    n_instruments, n_venues, reasons, out, commands, indexes, on_event, params,
                                    state, journal_on, jev, jcmd, jidx, jn, venue, venue_u8, other, frame_u8,
                                    sender_id, sender_epoch, result) < 0:
-        return 2
+        return _HANDED
     sent = 0
     if result[R_VENUE] and transmit:
         if zmq_send(dealer, frame_u8.ctypes.data, result[R_FRAME], ZMQ_DONTWAIT) >= 0:
@@ -199,7 +202,7 @@ def _receive(sub: int, dealer: int, msg, deadline: int, streams, transmit: bool,
     result[R_SENT] = sent
     if result[R_KEPT] == result[R_RECORDS]:
         zmq_msg_close(address)
-    return 1
+    return _TAKEN
 
 
 def _i64(u: int) -> int:
