@@ -50,18 +50,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.numba_cache import configure_numba_cache
+from app.numba_cache import configure_numba_cache  # noqa: E402
 
 configure_numba_cache()
 
-import numpy as np
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+import numpy as np  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
-from app.live import run_session
-from framework.config import register_configs
-from framework.events import EventKind
-from framework.journal import read_journal
+from app.live import run_session  # noqa: E402
+from framework.config import register_configs  # noqa: E402
+from framework.events import EventKind  # noqa: E402
+from framework.journal import read_journal  # noqa: E402
 
 TRADES_PER_DAY = 200_000
 QUOTES_PER_TRADE = 2.0
