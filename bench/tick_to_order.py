@@ -31,6 +31,7 @@ Usage::
     python bench/tick_to_order.py                                  # 300 and 3,000 msg/s, both topologies, pin off/on
     python bench/tick_to_order.py --rates 300 --topologies single --pinning off --duration 10
     python bench/tick_to_order.py --find-max --topologies single   # highest rate sustained without gaps
+    python bench/tick_to_order.py --override live.uvloop=false     # asyncio's own event loop
 
 Pinning "on" puts the engine alone on the last core and every other process on the
 others (``live.cpus``). On this 2-core machine the other processes share one core.
@@ -68,6 +69,10 @@ QUOTES_PER_TRADE = 2.0
 ROWS_PER_S = TRADES_PER_DAY * (1 + QUOTES_PER_TRADE) / 86_400  # the synthetic market's average pace at speed 1
 
 
+OVERRIDES: list[str] = []
+"""Further Hydra overrides for every session (``--override``)."""
+
+
 def config(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, spin: float = 0.0):
     n_cores = len(__import__("os").sched_getaffinity(0))
     engine_core, others = [n_cores - 1], list(range(max(1, n_cores - 1)))
@@ -82,7 +87,7 @@ def config(rate: float, topology: str, pinned: bool, duration: float, catalog: P
             f"data.catalog_root={catalog}", f"data.synthetic.trades_per_day={TRADES_PER_DAY}",
             f"data.synthetic.quotes_per_trade={QUOTES_PER_TRADE}", "data.synthetic.days=2",
             "risk.instrument.max_messages_per_s=0", f"live.spin_s={spin}", "progress=false",
-            *[c.replace(" ", "") for c in cpus]])
+            *[c.replace(" ", "") for c in cpus], *OVERRIDES])
 
 
 def measure(rate: float, topology: str, pinned: bool, duration: float, catalog: Path, out: Path,
@@ -299,12 +304,18 @@ def main() -> None:
     p.add_argument("--max-delay-ms", type=float, default=5.0, help="feed delay p99 that counts as falling behind")
     p.add_argument("--spin", type=float, default=0.005,
                    help="live.spin_s: seconds the engine keeps polling after each message (0: sleep at once)")
+    p.add_argument("--no-floors", action="store_true", help="skip the plain-loop floors")
+    p.add_argument("--override", action="append", default=[],
+                   help="a Hydra override for every session, e.g. live.uvloop=false (repeatable)")
     args = p.parse_args()
+    OVERRIDES.extend(args.override)
     folder = Path(tempfile.mkdtemp(prefix="t2o-"))
     catalog = folder / "catalog"
-    print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1; live.spin_s={args.spin}",
+    print(f"sessions in {folder}; synthetic market at {ROWS_PER_S:.1f} rows/s at speed 1; live.spin_s={args.spin}; "
+          f"overrides {args.override or 'none'}",
           flush=True)
-    print_floors(catalog)
+    if not args.no_floors:
+        print_floors(catalog)
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     results = []
