@@ -33,6 +33,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from app import event_loop
 from app.endpoints import Endpoints, remove_ipc_files
 from app.nodes import CPUS_ENV, EngineNode, is_multi, pin, uses_sim_venue, write_json
 
@@ -229,7 +230,8 @@ def run_session(cfg: DictConfig, out_dir: Path) -> dict:
     ep = endpoints_of(cfg)
     write_session_files(cfg, ep, out_dir)
     try:
-        return asyncio.run(Supervisor(cfg, ep, out_dir).run())
+        use_uvloop = event_loop.wants_uvloop("engine", bool(cfg.live.uvloop))  # the engine, or its supervisor
+        return event_loop.run(Supervisor(cfg, ep, out_dir).run(), use_uvloop)
     finally:
         remove_ipc_files(ep)
 

@@ -42,6 +42,7 @@ import numpy as np
 import structlog
 from omegaconf import DictConfig, OmegaConf
 
+from app import event_loop
 from app.endpoints import ENGINE_SENDER, GATEWAY_REPORTS, GATEWAY_SENDER, MARKET_DATA_SERVICE, Endpoints
 from framework.events import EVENT_DTYPE, EventKind, concat_events
 
@@ -380,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     session_cpus()
     cores = pin(list(cfg.live.cpus[args.role]), args.role)
     try:
-        summary = asyncio.run(_main(args.role, cfg, ep, out_dir))
+        summary = event_loop.run(_main(args.role, cfg, ep, out_dir),
+                                 event_loop.wants_uvloop(args.role, bool(cfg.live.uvloop)))
     except Exception:
         log.exception("node failed", role=args.role)
         return 1

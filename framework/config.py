@@ -406,6 +406,9 @@ class LiveConfig:
     fast_path: bool = True
     """Market-data frames to orders in one compiled call (live/fastpath.py); false takes
     the layered path, for comparison."""
+    uvloop: bool = True
+    """Run the live processes' event loops on uvloop where it is installed, but the simulated
+    venue's, which paces the market better on asyncio's (app/event_loop.py); false: asyncio's."""
     lockstep_timeout_s: float = 600.0
     """How long the lockstep server waits for the engine's answer to one input (the first
     includes the engine's start, compilation included)."""

@@ -140,6 +140,8 @@ class Runtime:
         self._failure: BaseException | None = None
         self._stop = asyncio.Event()
         self.ended_by = ""
+        self.event_loop = ""
+        """The package of the loop the session ran on ("uvloop" or "asyncio"), once it runs."""
         self.fast_path = None
         """The ``live.fastpath.FastPath`` in use, if any (compiled here, before anything trades)."""
         self._fast = self._fast_taker()
@@ -245,6 +247,7 @@ class Runtime:
     async def run(self, stop: asyncio.Event | None = None) -> dict:
         """Run until ``stop`` is set, the duration passes, or (lockstep) the session ends;
         then stop cleanly and return a summary. Raises what made a part of it fail."""
+        self.event_loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
         tasks: dict[str, asyncio.Task] = {"venue": asyncio.create_task(self.venue.run(self._reports))}
         if self.feed is not None:
             fast = self._fast
@@ -323,5 +326,6 @@ class Runtime:
             "tick_to_order": self.latency.summary(),
             "reaction_to_order": self.reaction.summary(),
             "fast_path_frames": self.fast_path.taken if self.fast_path is not None else 0,
+            "event_loop": self.event_loop,
             "journal_hash": journal_hash,
         }

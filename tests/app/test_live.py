@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import zmq
 
+from app import event_loop
 from app.parity import check_replay
 from framework.events import CommandKind, ControlCode, EventKind
 from framework.journal import read_journal
@@ -93,6 +94,7 @@ def test_a_paper_session_survives_garbage_and_stops_cleanly_on_sigterm(tmp_path,
     engine = json.loads((out / "engine" / "engine.json").read_text())
     assert engine["ended_by"] == "stop" and engine["open_orders"] == 0
     assert engine["fast_path_frames"] > 0 or not libzmq.AVAILABLE  # and its journal replays (below)
+    assert engine["event_loop"] == event_loop.loop_name(True)  # uvloop, where installed
     _, events, commands = read_journal(journal)
     kill = [i for i, e in enumerate(events) if e["kind"] == EventKind.CONTROL]
     assert len(kill) == 1 and events[kill[0]]["control"] == ControlCode.KILL_SWITCH_ON
