@@ -49,14 +49,15 @@ clock_gettime = types.ExternalFunction("clock_gettime", _i32(_i32, _ptr))
 
 
 def _loaded_libzmq() -> Path | None:
-    """The libzmq shared object mapped into this process (pyzmq's), if there is one."""
-    import zmq.backend.cython._zmq  # noqa: F401  (maps libzmq, if pyzmq links it dynamically)
-
+    """The libzmq shared object mapped into this process (pyzmq's, loaded by ``import zmq``
+    with its backend), if there is one."""
+    zmq.zmq_version()  # the backend is loaded
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return None
     for line in maps.read_text().splitlines():
-        path = line.split()[-1] if len(line.split()) >= 6 else ""
+        fields = line.split(maxsplit=5)  # address, perms, offset, device, inode, path (which may hold spaces)
+        path = fields[5] if len(fields) == 6 else ""
         if path.startswith("/") and Path(path).name.startswith("libzmq"):
             return Path(path)
     return None
