@@ -59,7 +59,7 @@ from live.libzmq import (
 )
 from live.transport import CommandSender, Subscriber
 from live.wire import HEADER_SIZE
-from live.wire_kernels import decode_events_into, encode_commands_into
+from live.wire_kernels import decode_events_into, encode_commands_into, u32
 
 MAX_RECORDS = 64
 """Most records in a frame the fast path takes: live frames carry one, a simulated venue
@@ -177,8 +177,7 @@ def _receive(sub: int, dealer: int, msg, deadline: int, streams, transmit: bool,
     result[R_DATA] = data.ctypes.data
     publisher = -1
     if size >= HEADER_SIZE:
-        publisher = (np.int64(data[_HEADER_PID]) | (np.int64(data[_HEADER_PID + 1]) << 8)
-                     | (np.int64(data[_HEADER_PID + 2]) << 16) | (np.int64(data[_HEADER_PID + 3]) << 24))
+        publisher = u32(data, _HEADER_PID)
     result[R_PUBLISHER] = publisher
     row = -1
     for k in range(streams.shape[0]):

@@ -203,7 +203,7 @@ class Runtime:
                 self.latency.record(path.tick_to_order_ns)
             others = path.others
             if len(others):
-                self._dispatch(others, path.received_ns, self.latency)
+                self._dispatch(others, path.received_ns)  # timers and alerts: no order to time
             return True
 
         return poll

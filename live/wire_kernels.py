@@ -77,7 +77,7 @@ def _u16(buf, at: int) -> int:
 
 
 @njit(cache=True)
-def _u32(buf, at: int) -> int:
+def u32(buf, at: int) -> int:
     """A little-endian uint32, as int64 (numba would make a uint64 of it, and a uint64
     returned beside a -1 comes back as a float)."""
     return (np.int64(buf[at]) | (np.int64(buf[at + 1]) << 8) | (np.int64(buf[at + 2]) << 16)
@@ -108,17 +108,17 @@ def decode_events_into(buf, n: int, publisher_id: int, epoch: int, sequence: int
 
     ``epoch`` and ``sequence`` are unsigned 64-bit on the wire and int64 here, compared as
     bit patterns (numba would compare a uint64 with an int64 through float)."""
-    if n < HEADER_SIZE or _u32(buf, 0) != _MAGIC_U32 or buf[4] != WIRE_VERSION or buf[5] != _EVENTS:
+    if n < HEADER_SIZE or u32(buf, 0) != _MAGIC_U32 or buf[4] != WIRE_VERSION or buf[5] != _EVENTS:
         return -1
     flags = int(buf[7])
     if buf[6] != _RT_EVENT or _u16(buf, 8) != RECORD_SIZE or _u16(buf, 10) != 0 or flags & ~_KNOWN_FLAGS:
         return -1
-    count = _u32(buf, 16)
+    count = u32(buf, 16)
     if count == 0 or n != HEADER_SIZE + count * RECORD_SIZE or dst_start + count > dst.shape[0] // RECORD_SIZE:
         return -1
-    if _u32(buf, 12) != publisher_id or np.int64(_u64(buf, 24)) != epoch or np.int64(_u64(buf, 32)) != sequence:
+    if u32(buf, 12) != publisher_id or np.int64(_u64(buf, 24)) != epoch or np.int64(_u64(buf, 32)) != sequence:
         return -1
-    checksum = _u32(buf, _CRC_OFFSET)
+    checksum = u32(buf, _CRC_OFFSET)
     if flags & _CRC_FLAG:
         if crc32(buf, _CRC_END, n, crc32(buf, 0, _CRC_OFFSET, 0)) != checksum:
             return -1

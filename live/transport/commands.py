@@ -152,20 +152,10 @@ class CommandSender:
         """Queue ``commands`` (COMMAND_DTYPE) as the next frame, send it, return its sequence."""
         if commands.dtype != COMMAND_DTYPE:
             raise ValueError(f"commands must be COMMAND_DTYPE records, got {commands.dtype}")
-        if len(self._unacked) >= self._max_unacked:
-            raise CommandBacklogFull(f"{len(self._unacked)} commands unacknowledged by the receiver")
-        seq = self.last_sequence + 1
+        seq, _, transmit = self.next_frame()
         records = raw_copy(commands)  # a byte copy: numpy copies records field by field, far slower
         frame = self._encode(seq, records)  # validates before anything is recorded
-        self.last_sequence = seq
-        self._unacked[seq] = (records, _NEVER)
-        self._idle.clear()
-        if self._skips(seq):
-            self.counters.frames_skipped += 1
-            self._unacked[seq] = (records, now())
-            return seq
-        if self._transmit(seq, frame):
-            self.counters.frames_sent += 1
+        self.sent_encoded(seq, records, transmit and self._hand_over(frame))
         return seq
 
     @property
@@ -215,10 +205,18 @@ class CommandSender:
             ts_send=time.time_ns(),
         )
 
-    def _transmit(self, seq: int, frame: bytes) -> bool:
+    def _hand_over(self, frame: bytes) -> bool:
+        """Give ``frame`` to the socket; False when no receiver is connected (it stays in the
+        window and is resent later)."""
         try:
             self._dealer.send(frame, zmq.NOBLOCK)
-        except zmq.Again:  # no receiver connected: stays in the window, resent later
+        except zmq.Again:
+            return False
+        return True
+
+    def _transmit(self, seq: int, frame: bytes) -> bool:
+        """Resend frame ``seq``, noting when."""
+        if not self._hand_over(frame):
             self.counters.send_deferred += 1
             return False
         self._unacked[seq] = (self._unacked[seq][0], now())
