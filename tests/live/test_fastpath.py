@@ -23,7 +23,7 @@ from scripted import T0
 from structlog.testing import capture_logs
 
 import strategies.market_maker as mm
-from framework.events import EVENT_DTYPE, CommandKind, EventKind, concat_events, to_fixed
+from framework.events import EVENT_DTYPE, VENUE_COMMAND_KINDS, EventKind, concat_events, to_fixed
 from framework.journal import JournalWriter, read_journal
 from framework.state import PipelineSpec, allocate
 from framework.stepper import Stepper
@@ -36,7 +36,7 @@ from live.wire import MsgType, decode_frame, encode_frame
 
 pytestmark = pytest.mark.skipif(not libzmq.AVAILABLE, reason=f"no fast path here: {libzmq.UNAVAILABLE_BECAUSE}")
 
-VENUE_KINDS = (CommandKind.SUBMIT, CommandKind.CANCEL, CommandKind.MODIFY, CommandKind.QUERY)
+VENUE_KINDS = sorted(VENUE_COMMAND_KINDS)
 PUBLISHER, EPOCH, SENDER, SENDER_EPOCH = 3, 9, 21, 5
 WAIT_NS = 2_000_000_000
 """How long a poll may wait for a frame just published (it comes in microseconds)."""
