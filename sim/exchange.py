@@ -713,6 +713,25 @@ def _conditional_pass(ex, ev, m) -> None:
 
 
 @njit(**HOT)
+def record_row(m, ev) -> None:
+    """Take one market-data row into venue book ``m`` (``ex.market[v, i]``) without matching:
+    all a row does where nothing rests (no active order, hence no conditional one either)."""
+    kind = ev.kind
+    if kind == EventKind.TRADE:
+        m.last_price = ev.price
+    elif kind == EventKind.QUOTE:
+        m.has_quote = 1
+        m.bid_price = ev.bid_price
+        m.bid_size = ev.bid_size
+        m.ask_price = ev.ask_price
+        m.ask_size = ev.ask_size
+        m.bid_left = ev.bid_size
+        m.ask_left = ev.ask_size
+    elif kind == EventKind.BAR:
+        m.last_price = ev.close
+
+
+@njit(**HOT)
 def on_market(ex, ev) -> None:
     """Update venue ``ev.venue_id``'s book with one market-data record and fill what it reaches."""
     v = ev.venue_id
@@ -722,25 +741,16 @@ def on_market(ex, ev) -> None:
     t = ev.ts_event
     if m.n_conditional > 0:
         _conditional_pass(ex, ev, m)
+    record_row(m, ev)
+    if ex.n_active[v, i] == 0:
+        return
     if kind == EventKind.TRADE:
-        m.last_price = ev.price
-        if ex.n_active[v, i] > 0:
-            _match_print(ex, t, v, i, ev.price, ev.size)
+        _match_print(ex, t, v, i, ev.price, ev.size)
     elif kind == EventKind.QUOTE:
-        m.has_quote = 1
-        m.bid_price = ev.bid_price
-        m.bid_size = ev.bid_size
-        m.ask_price = ev.ask_price
-        m.ask_size = ev.ask_size
-        m.bid_left = ev.bid_size
-        m.ask_left = ev.ask_size
-        if ex.n_active[v, i] > 0:
-            _match_quote(ex, t, v, i)
+        _match_quote(ex, t, v, i)
     elif kind == EventKind.BAR:
-        m.last_price = ev.close
-        if ex.n_active[v, i] > 0:
-            # Buys are reached by the bar's low, sells by its high.
-            _match_bar(ex, t, v, i, ev)
+        # Buys are reached by the bar's low, sells by its high.
+        _match_bar(ex, t, v, i, ev)
 
 
 @njit(**KERNEL)

@@ -48,7 +48,7 @@ from framework.jit import HOT, KERNEL
 from framework.journal import JOURNAL_COMMAND_DTYPE
 from framework.order_table import is_venue_command
 from framework.step import step
-from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market
+from sim.exchange import N_VENUES, RQ_HEAD, RQ_OVERFLOW, RQ_TAIL, on_command, on_market, record_row
 from sim.models import Channel, LatencyModel, latency_ns
 
 Status = namedtuple("Status", "DONE OUTPUT_FULL ORDER_QUEUE_FULL REPORT_QUEUE_FULL TIMERS_FULL STEP UNKNOWN_ROW")(
@@ -358,29 +358,16 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     st_i = st.st_i
     feed_last = st.feed_last
     status = 0
-    while True:
+    running = True
+    while running:
         t_ex = events[ex_i].ts_event if ex_i < n_events else TS_MAX
-        t_st = events[st_i].ts_recv if st_i < ex_i else TS_MAX
-        if ex_i < n_events and t_ex <= t_st and t_ex <= t_other:
-            ev = events[ex_i]
-            if not _known_row(ex, ev):
-                status = Status.UNKNOWN_ROW
+        # The strategy's rows that reach it before the exchange's next row (ties: the exchange).
+        while st_i < ex_i:
+            t_st = events[st_i].ts_recv
+            if t_st >= t_ex:
                 break
-            if ex.n_active[ev.venue_id, ev.instrument_id] == 0:
-                on_market(ex, ev)  # nothing rests here: no fill, no report
-            else:
-                if ex.n_fills[0] > fill_room:
-                    break
-                n_reports = rq[RQ_TAIL]
-                on_market(ex, ev)
-                if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
-                    ex_i += 1
-                    feed_last = _feed_arrival(ev, ex, feed_ns, feed_last)
-                    break
-            ex_i += 1
-            feed_last = _feed_arrival(ev, ex, feed_ns, feed_last)
-        else:
             if t_st >= end or t_st >= t_msg or t_st > t_tim or room == 0:
+                running = False
                 break
             room -= 1
             st_i += 1
@@ -390,7 +377,25 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
             sent = _feed(lp, p, events[st_i - 1], ex, on_event, params, state)
             if sent != 0:
                 status = -sent if sent < 0 else 0
+                running = False
                 break
+        if not running or ex_i >= n_events or t_ex > t_other:
+            break
+        ev = events[ex_i]
+        if not _known_row(ex, ev):
+            status = Status.UNKNOWN_ROW
+            break
+        if ex.n_active[ev.venue_id, ev.instrument_id] == 0:
+            record_row(ex.market[ev.venue_id, ev.instrument_id], ev)  # nothing rests here: no fill, no report
+        else:
+            if ex.n_fills[0] > fill_room:
+                break
+            n_reports = rq[RQ_TAIL]
+            on_market(ex, ev)
+            if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
+                running = False
+        ex_i += 1
+        feed_last = _feed_arrival(ev, ex, feed_ns, feed_last)
     st.ex_i = ex_i
     st.st_i = st_i
     st.feed_last = feed_last
