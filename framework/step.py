@@ -68,28 +68,34 @@ def _inbound(p, ev, out, n_out: int) -> int:
     if kind == EventKind.TRADE:
         c[Counter.TRADES] += 1
         apply_trade(p.market, ev)
-        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
-        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.QUOTE:
         c[Counter.QUOTES] += 1
         if routing_on(p):
             consolidate_quote(p, ev)
         else:
             apply_quote(p.market, ev)
-        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
-        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.BOOK_DELTA or kind == EventKind.BOOK_SNAPSHOT:
         c[Counter.BOOK] += 1
         if not apply_book(p.market, p.book, p.book_depth, ev):
             c[Counter.BOOK_LEVELS_DROPPED] += 1
-        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
-        track_band(p, ev.instrument_id, ev.ts_recv)
     elif kind == EventKind.BAR:
         c[Counter.BARS] += 1
         apply_bar(p.market, ev)
-        mark_to_market(p.positions, p.portfolio, ev.instrument_id, reference_price(p.market, ev.instrument_id))
-        track_band(p, ev.instrument_id, ev.ts_recv)
-    elif kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
+    else:
+        return _inbound_other(p, ev, out, n_out)
+    # Every market-data event revalues its instrument and keeps its price band current.
+    i = ev.instrument_id
+    mark_to_market(p.positions, p.portfolio, i, reference_price(p.market, i))
+    track_band(p, i, ev.ts_recv)
+    return n_out
+
+
+@njit(**HOT)
+def _inbound_other(p, ev, out, n_out: int) -> int:
+    """Reports, timers and control events."""
+    kind = ev.kind
+    c = p.counters
+    if kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
         c[Counter.REPORTS] += 1
         n_out = sync_timer(p, out, apply_report(p, ev, out, n_out))
     elif kind == EventKind.TIMER:
@@ -145,10 +151,11 @@ def step(p, ev, out, on_event, params, state) -> int:
     if ev.ts_recv < es.now:
         p.counters[Counter.OUT_OF_ORDER] += 1
         return 0
-    es.now = ev.ts_recv
+    now = ev.ts_recv
+    es.now = now
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, out, 0)
-    watch(p.risk_state, p.portfolio_limits, p.portfolio, es.now)
+    watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
     if ev.kind == EventKind.TIMER and ev.timer_id < 0:
         return n_out  # the execution stage's own timer, not the strategy's
     on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so

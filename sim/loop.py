@@ -261,11 +261,17 @@ def route_commands(lp, ex, n_out: int) -> int:
 
 
 @njit(**HOT)
-def _known_row(ex, ev) -> bool:
+def _known_ids(ex, venue_id: int, instrument_id: int) -> bool:
     """Whether a data row's venue and instrument exist in the simulation. Checked as the
     exchange takes each row, which reads it anyway: a separate pass over a chunk costs
     more than the SMA pipeline's whole step, and an unchecked id would index past the books."""
-    return ev.venue_id < ex.n_active.shape[0] and 0 <= ev.instrument_id < ex.n_active.shape[1]
+    return venue_id < ex.n_active.shape[0] and 0 <= instrument_id < ex.n_active.shape[1]
+
+
+@njit(**HOT)
+def _known_row(ex, ev) -> bool:
+    """``_known_ids`` of a row."""
+    return _known_ids(ex, ev.venue_id, ev.instrument_id)
 
 
 @njit(**HOT)
@@ -354,6 +360,8 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
     room = _inputs_room(lp)
     t_other = min(t_msg, t_tim)
+    # The strategy stops at a row at or after the buffer's end or a message, or after a timer.
+    t_stop = min(end, t_msg, t_tim + 1 if t_tim < TS_MAX else TS_MAX)
     ex_i = st.ex_i
     st_i = st.st_i
     feed_last = st.feed_last
@@ -366,7 +374,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
             t_st = events[st_i].ts_recv
             if t_st >= t_ex:
                 break
-            if t_st >= end or t_st >= t_msg or t_st > t_tim or room == 0:
+            if t_st >= t_stop or room == 0:
                 running = False
                 break
             room -= 1
@@ -382,11 +390,13 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
         if not running or ex_i >= n_events or t_ex > t_other:
             break
         ev = events[ex_i]
-        if not _known_row(ex, ev):
+        v = ev.venue_id
+        i = ev.instrument_id
+        if not _known_ids(ex, v, i):
             status = Status.UNKNOWN_ROW
             break
-        if ex.n_active[ev.venue_id, ev.instrument_id] == 0:
-            record_row(ex.market[ev.venue_id, ev.instrument_id], ev)  # nothing rests here: no fill, no report
+        if ex.n_active[v, i] == 0:
+            record_row(ex.market[v, i], ev)  # nothing rests here: no fill, no report
         else:
             if ex.n_fills[0] > fill_room:
                 break
