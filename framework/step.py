@@ -65,6 +65,7 @@ def _inbound(p, ev, out, n_out: int) -> int:
     """Market data, reports and control: update the books, orders, positions and limits."""
     kind = ev.kind
     c = p.counters
+    i = ev.instrument_id
     if kind == EventKind.TRADE:
         c[Counter.TRADES] += 1
         apply_trade(p.market, ev)
@@ -84,7 +85,6 @@ def _inbound(p, ev, out, n_out: int) -> int:
     else:
         return _inbound_other(p, ev, out, n_out)
     # Every market-data event revalues its instrument and keeps its price band current.
-    i = ev.instrument_id
     mark_to_market(p.positions, p.portfolio, i, reference_price(p.market, i))
     track_band(p, i, ev.ts_recv)
     return n_out
