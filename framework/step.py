@@ -67,8 +67,8 @@ def _inbound(p, ev, out, n_out: int) -> int:
     c = p.counters
     i = ev.instrument_id
     if kind == EventKind.TRADE:
+        apply_trade(p.market, ev)  # before the count: a store there would make it read ev again
         c[Counter.TRADES] += 1
-        apply_trade(p.market, ev)
     elif kind == EventKind.QUOTE:
         c[Counter.QUOTES] += 1
         if routing_on(p):
@@ -80,8 +80,8 @@ def _inbound(p, ev, out, n_out: int) -> int:
         if not apply_book(p.market, p.book, p.book_depth, ev):
             c[Counter.BOOK_LEVELS_DROPPED] += 1
     elif kind == EventKind.BAR:
-        c[Counter.BARS] += 1
         apply_bar(p.market, ev)
+        c[Counter.BARS] += 1
     else:
         return _inbound_other(p, ev, out, n_out)
     # Every market-data event revalues its instrument and keeps its price band current.

@@ -246,13 +246,14 @@ def _route(lp, ex, ev, n_out: int) -> int:
 
 
 @njit(**HOT)
-def _feed(lp, p, ev, ex, on_event, params, state) -> int:
+def _feed(lp, p, ev, ex, on_event, params, state, remote: bool) -> int:
     """Run one input through ``step`` and route its commands (``_route``); with a remote
-    pipeline, park it in ``handoff`` instead and stop the loop.
+    pipeline (``remote``, the loop's ``st.remote`` as the caller read it), park it in
+    ``handoff`` instead and stop the loop.
 
     Returns how many commands ``step`` produced, or ``-status`` when the loop must stop.
     """
-    if lp.st[0].remote != 0:
+    if remote:
         lp.handoff[0] = ev
         return -5  # Status.STEP
     return _route(lp, ex, ev, step(p, ev, lp.out, on_event, params, state))
@@ -364,7 +365,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     next_sample = st.next_sample_ts if interval > 0 else TS_MAX
     feed_ns = _constant_feed_ns(ex.prm)
     fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
-    room = _inputs_room(lp)
+    remote = st.remote != 0
     t_other = min(t_msg, t_tim)
     # The strategy stops at a row at or after the buffer's end or a message, or after a timer.
     t_stop = min(end, t_msg, t_tim + 1 if t_tim < TS_MAX else TS_MAX)
@@ -372,6 +373,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     ex_i = np.uint64(st.ex_i)
     st_i = np.uint64(st.st_i)
     n_rows = np.uint64(n_events)
+    st_end = st_i + np.uint64(_inputs_room(lp))  # the strategy's rows stop short of this one
     feed_last = st.feed_last
     status = 0
     running = True
@@ -383,15 +385,14 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
             t_st = row.ts_recv
             if t_st >= t_ex:
                 break
-            if t_st >= t_stop or room == 0:
+            if t_st >= t_stop or st_i >= st_end:
                 running = False
                 break
-            room -= 1
             st_i += ONE
             if t_st >= next_sample:
                 _sample_equity(lp, p, t_st, interval)
                 next_sample = st.next_sample_ts
-            sent = _feed(lp, p, row, ex, on_event, params, state)
+            sent = _feed(lp, p, row, ex, on_event, params, state, remote)
             if sent != 0:
                 status = -sent if sent < 0 else 0
                 running = False
@@ -501,7 +502,7 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
             lp.timer_seq[k_tim] = lp.timer_seq[last]
             st.n_timers = last
         _sample_equity(lp, p, t, interval)
-        sent = _feed(lp, p, ev, ex, on_event, params, state)
+        sent = _feed(lp, p, ev, ex, on_event, params, state, st.remote != 0)
         if sent < 0:
             return -sent
 
