@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from app import event_loop
 from app.endpoints import Endpoints, remove_ipc_files
 from app.nodes import CPUS_ENV, EngineNode, is_multi, pin, uses_sim_venue, write_json
+from live.deadline import within
 
 LIVE_MODES = ("lockstep", "paper", "live")
 
@@ -126,7 +127,7 @@ class Supervisor:
                                     f"{self.cfg.live.start_timeout_s} s" if not self.stop.is_set()
                                     else f"stopped while the {role} process was starting")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.05)
+                await within(proc.wait(), 0.05)
 
     async def _engine_here(self, node: EngineNode) -> None:
         """Single topology: the engine runs in this process, watched for its peers' failure."""
@@ -137,7 +138,7 @@ class Supervisor:
             if watcher in done and not engine.done():
                 self.stop.set()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(engine, self.cfg.live.shutdown_timeout_s + 5)
+                    await within(engine, self.cfg.live.shutdown_timeout_s + 5)
                 watcher.result()
             summary = await engine
         finally:
@@ -184,7 +185,7 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), self.cfg.live.shutdown_timeout_s + 10)
+                await within(proc.wait(), self.cfg.live.shutdown_timeout_s + 10)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from app import event_loop
 from app.endpoints import ENGINE_SENDER, GATEWAY_REPORTS, GATEWAY_SENDER, MARKET_DATA_SERVICE, Endpoints
 from framework.events import EVENT_DTYPE, EventKind, concat_events
+from live.deadline import within
 
 log = structlog.get_logger("app.nodes")
 
@@ -327,7 +328,7 @@ async def _until_done_or_stopped(work, stop: asyncio.Event) -> bool:
 async def linger(stop: asyncio.Event, seconds: float) -> None:
     """Wait until ``stop`` is set or ``seconds`` pass (a finished stream keeps serving replays)."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        await within(stop.wait(), seconds)
 
 
 # -- running one role -------------------------------------------------------------------------------

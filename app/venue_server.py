@@ -38,6 +38,7 @@ from app.endpoints import SIM_MARKET_DATA, SIM_REPORTS, Endpoints
 from app.model_source import strategy_model
 from app.nodes import linger
 from framework.events import EventKind
+from live.deadline import within
 from live.transport import CommandReceiver, Publisher
 from sim.exchange import allocate_exchange
 from sim.models import latency_streams
@@ -71,10 +72,11 @@ async def serve_lockstep(cfg: DictConfig, ep: Endpoints, out_dir: Path, stop: as
             async def remote(due: np.ndarray) -> np.ndarray:
                 (md if _MARKET[due["kind"][0]] else reports).publish(due)
                 try:
-                    frame = await asyncio.wait_for(commands.recv(), timeout)
+                    frame = await within(commands.recv(), timeout)
                 except TimeoutError:
                     raise LockstepTimeout(f"no answer from the engine within live.lockstep_timeout_s={timeout} s "
-                                          f"(input kind {int(due['kind'][0])} at ts_recv {int(due['ts_recv'][0])})")
+                                          f"(input kind {int(due['kind'][0])} at ts_recv {int(due['ts_recv'][0])})"
+                                          ) from None
                 return frame.records
 
             bt.compile()

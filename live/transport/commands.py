@@ -40,6 +40,7 @@ import numpy as np
 import zmq
 
 from framework.events import COMMAND_DTYPE, raw_copy
+from live.deadline import within
 from live.transport.common import Rejects, bind, context, drain, log, make_socket, now, wait_readable
 from live.transport.publisher import new_epoch
 from live.wire import DecodeError, Frame, FrameFlag, MsgType, decode_frame, encode_frame
@@ -280,7 +281,7 @@ class CommandSender:
     async def flush(self, timeout: float) -> bool:
         """Wait until every frame is acknowledged; False if ``timeout`` passes first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await within(self._idle.wait(), timeout)
         except TimeoutError:
             return False
         return True

@@ -33,6 +33,7 @@ text that came from outside, including ccxt's own debug log).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -64,6 +65,7 @@ from framework.reconciliation.reports import (
     VenueOrderStatus,
     VenueSnapshot,
 )
+from live.deadline import within
 from live.venues.binance.credentials import Credentials
 from live.venues.binance.errors import Failure, Outcome, cancel_reason, classify
 from live.venues.binance.feed import require_tls
@@ -685,10 +687,8 @@ class BinanceExecution:
     async def _poll_loop(self) -> None:
         """Poll orders in flight and fills every ``poll_interval_s`` (sooner when woken); never raise."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await within(self._wake.wait(), self.config.poll_interval_s)  # keeps close()'s cancel
             self._wake.clear()
             try:
                 await self._poll_once()
