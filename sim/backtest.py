@@ -65,7 +65,7 @@ class Backtest:
         if remote is not None and not loop.st["remote"][0]:
             raise ValueError("a remote pipeline needs a loop allocated with remote=True")
         if pipeline is not None and exchange is not None and exchange.n_active.shape[1] != len(pipeline.market):
-            # the loop checks each row against the exchange's instruments only (sim.loop._known_row)
+            # the loop checks each row against the exchange's instruments only (sim.loop._known_ids)
             raise ValueError(f"the pipeline holds {len(pipeline.market)} instrument(s) and the simulated exchange "
                              f"{exchange.n_active.shape[1]}: allocate both for the same instruments")
         self.p = pipeline

@@ -276,24 +276,6 @@ def _known_ids(ex, venue_id: int, instrument_id: int) -> bool:
 
 
 @njit(**HOT)
-def _known_row(ex, ev) -> bool:
-    """``_known_ids`` of a row."""
-    return _known_ids(ex, ev.venue_id, ev.instrument_id)
-
-
-@njit(**HOT)
-def _exchange_sees(ex, ev, st) -> None:
-    """The exchange takes one data row at its ``ts_event``; the row gets the time the
-    strategy will receive it (``ts_recv``: plus its venue's feed latency, FIFO)."""
-    on_market(ex, ev)
-    arrival = ev.ts_event + latency_ns(ex.prm[ev.venue_id], ex.rng, Channel.FEED)
-    if arrival < st.feed_last:
-        arrival = st.feed_last
-    st.feed_last = arrival
-    ev.ts_recv = arrival
-
-
-@njit(**HOT)
 def _feed_arrival(ev, ex, feed_ns: int, feed_last: int) -> int:
     """Stamp a row with the time the strategy receives it (FIFO); return that time.
     ``feed_ns`` is the constant feed latency, or negative to draw one from the row's venue."""
@@ -464,9 +446,11 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
         k_tim = _next_timer(lp) if st.n_timers > 0 else -1
         t_tim = lp.timer_ts[k_tim] if k_tim >= 0 else TS_MAX
         if ex_i < n_events and t_ex <= t_ord and t_ex <= t_rep and t_ex <= t_st and t_ex <= t_tim:
-            if not _known_row(ex, events[ex_i]):
+            row = events[ex_i]
+            if not _known_ids(ex, row.venue_id, row.instrument_id):
                 return Status.UNKNOWN_ROW
-            _exchange_sees(ex, events[ex_i], st)
+            on_market(ex, row)
+            st.feed_last = _feed_arrival(row, ex, -1, st.feed_last)  # this venue's latency, drawn
             st.ex_i = ex_i + 1
             continue
         t = min(t_ord, t_rep, t_st, t_tim)
