@@ -36,6 +36,9 @@ runs those stretches with the messages' and timers' times held fixed, and the fu
 five-way merge takes each message and timer in turn. Within a stretch the exchange
 takes a row, then the strategy takes every row due before the exchange's next one,
 so each row costs one comparison of the two sides rather than a pass of the merge.
+While no order rests at any venue and the feed latency is constant (a strategy that
+is flat, or trades market orders), neither side can affect the other before the next
+message, so each row goes through both at once (``_idle_venue_rows``).
 """
 
 from __future__ import annotations
@@ -323,6 +326,70 @@ def _constant_feed_ns(prm) -> int:
 
 
 @njit(**HOT)
+def _nothing_rests(ex) -> bool:
+    """Whether no order rests at any venue, so market data changes nothing but the venues'
+    last prices and quotes."""
+    return not ex.n_active.any()
+
+
+@njit(**HOT)
+def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp, on_event, params,
+                     state) -> int:
+    """``_data_rows`` while nothing rests at any venue and the feed latency is one constant.
+
+    Then the exchange only records each row, nothing it does reaches the strategy, and
+    nothing the strategy does reaches it before the next message (after ``t_stop``): the
+    two sides commute, so each row goes through both at once, the exchange first. A row
+    is stamped with its arrival time as the strategy takes it (rows before ``ex_i`` the
+    exchange has stamped already). Stops, with the exchange at the strategy's row, where
+    ``_data_rows`` would: a row due at or after ``t_stop``, the inputs' room, a row with
+    an unknown venue or instrument (the full merge reports it), or a command.
+    """
+    st = lp.st[0]
+    interval = ex.prm[0].equity_interval_ns
+    next_sample = st.next_sample_ts if interval > 0 else TS_MAX
+    remote = st.remote != 0
+    st_i = np.uint64(st.st_i)
+    stamped = np.uint64(st.ex_i)  # rows before this one the exchange has taken and stamped
+    n_rows = np.uint64(n_events)
+    st_end = min(st_i + np.uint64(_inputs_room(lp)), n_rows)
+    feed_last = st.feed_last
+    status = 0
+    while st_i < st_end:
+        row = events[st_i]
+        if st_i < stamped:
+            t_st = row.ts_recv
+            if t_st >= t_stop:
+                break
+        else:
+            v = row.venue_id
+            i = row.instrument_id
+            if not _known_ids(ex, v, i):
+                break
+            t_st = row.ts_event + feed_ns
+            if t_st < feed_last:
+                t_st = feed_last
+            if t_st >= t_stop:
+                break
+            record_row(ex.market[v, i], row)
+            row.ts_recv = t_st
+            feed_last = t_st
+        st_i += ONE
+        if t_st >= next_sample:
+            _sample_equity(lp, p, t_st, interval)
+            next_sample = st.next_sample_ts
+        sent = _feed(lp, p, row, ex, on_event, params, state, remote)
+        if sent != 0:
+            status = -sent if sent < 0 else 0
+            break
+    st.st_i = np.int64(st_i)
+    if st_i > stamped:
+        st.ex_i = np.int64(st_i)
+        st.feed_last = feed_last
+    return status
+
+
+@njit(**HOT)
 def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, lp, on_event, params, state) -> int:
     """Move data rows until the next pending message or timer is due; return a Status.
 
@@ -341,16 +408,18 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
     would otherwise force the compiled code to reload them on every row.
     """
     st = lp.st[0]
+    feed_ns = _constant_feed_ns(ex.prm)
+    # The strategy stops at a row at or after the buffer's end or a message, or after a timer.
+    t_stop = min(end, t_msg, t_tim + 1 if t_tim < TS_MAX else TS_MAX)
+    if feed_ns >= 0 and _nothing_rests(ex):
+        return _idle_venue_rows(events, n_events, t_stop, feed_ns, p, ex, lp, on_event, params, state)
     rq = ex.rq
     prm = ex.prm[0]
     interval = prm.equity_interval_ns
     next_sample = st.next_sample_ts if interval > 0 else TS_MAX
-    feed_ns = _constant_feed_ns(ex.prm)
     fill_room = ex.fills.shape[0] - ex.orders.shape[0] - 8
     remote = st.remote != 0
     t_other = min(t_msg, t_tim)
-    # The strategy stops at a row at or after the buffer's end or a message, or after a timer.
-    t_stop = min(end, t_msg, t_tim + 1 if t_tim < TS_MAX else TS_MAX)
     # Row indices are unsigned here: a signed index costs a wraparound select on every access.
     ex_i = np.uint64(st.ex_i)
     st_i = np.uint64(st.st_i)

@@ -375,3 +375,30 @@ def test_same_inputs_same_journal_hash_whatever_the_chunking(knobs, opts, script
     np.testing.assert_array_equal(a.result.equity, c.result.equity)
     assert a.p.positions[0]["qty"] == c.p.positions[0]["qty"]
     assert a.p.portfolio[0]["equity"] == c.p.portfolio[0]["equity"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(knobs=stream_knobs, opts=run_options(), script=script_knobs, chunk_rows=st.sampled_from([None, 1, 5]),
+       which=st.sampled_from(["mm", "sma", "script"]))
+def test_the_idle_venue_shortcut_changes_nothing(knobs, opts, script, chunk_rows, which):
+    """While nothing rests at the venue, the loop feeds each row to the exchange and the strategy
+    together (``sim.loop._idle_venue_rows``), with a constant feed latency only. The random
+    model with zero jitter draws the same constant latencies but never takes that shortcut, so
+    both runs must agree input for input."""
+    events = build_stream(knobs)
+    opts = {k: v for k, v in opts.items() if k not in ("latency_model", "jitter", "seed")}
+    opts.update(equity_interval_ns=40, chunk_rows=chunk_rows)
+    if which == "mm":
+        runs = [run_mm(events, latency_model=m, **opts) for m in (LatencyModel.CONSTANT, LatencyModel.RANDOM)]
+    elif which == "sma":
+        runs = [run_sma(events, latency_model=m, **opts) for m in (LatencyModel.CONSTANT, LatencyModel.RANDOM)]
+    else:
+        s = build_script(script)
+        runs = [run_random_script(events, s, latency_model=m, **opts)
+                for m in (LatencyModel.CONSTANT, LatencyModel.RANDOM)]
+    shortcut, full = runs
+    np.testing.assert_array_equal(shortcut.events, full.events)
+    np.testing.assert_array_equal(shortcut.commands, full.commands)
+    assert shortcut.journal_hash == full.journal_hash
+    np.testing.assert_array_equal(shortcut.fills, full.fills)
+    np.testing.assert_array_equal(shortcut.result.equity, full.result.equity)
