@@ -328,11 +328,17 @@ def _constant_feed_ns(prm) -> int:
 @njit(**HOT)
 def _nothing_rests(ex) -> bool:
     """Whether no order rests at any venue, so market data changes nothing but the venues'
-    last prices and quotes."""
-    return not ex.n_active.any()
+    last prices and quotes. Asked before every stretch of rows, so a plain loop: with
+    ``n_active.any()`` the market maker ran 2% more instructions."""
+    n_active = ex.n_active
+    for v in range(n_active.shape[0]):
+        for i in range(n_active.shape[1]):
+            if n_active[v, i] != 0:
+                return False
+    return True
 
 
-@njit(**HOT)
+@njit(**KERNEL)
 def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp, on_event, params,
                      state) -> int:
     """``_data_rows`` while nothing rests at any venue and the feed latency is one constant.
@@ -344,6 +350,10 @@ def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp
     exchange has stamped already). Stops, with the exchange at the strategy's row, where
     ``_data_rows`` would: a row due at or after ``t_stop``, the inputs' room, a row with
     an unknown venue or instrument (the full merge reports it), or a command.
+
+    A separate function, not inlined like ``_data_rows``: it is called once per stretch,
+    and inlined it left the loop of a strategy whose orders always rest (the market
+    maker) 2.7% more instructions, from register allocation alone.
     """
     st = lp.st[0]
     interval = ex.prm[0].equity_interval_ns
