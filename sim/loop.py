@@ -376,13 +376,12 @@ def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp
             i = row.instrument_id
             if not _known_ids(ex, v, i):
                 break
-            t_st = row.ts_event + feed_ns
-            if t_st < feed_last:
-                t_st = feed_last
+            # Stamped before the stop check: a row left here is stamped again, to the same
+            # time, by whoever takes it next, since feed_last is only kept for rows taken.
+            t_st = _feed_arrival(row, ex, feed_ns, feed_last)
             if t_st >= t_stop:
                 break
             record_row(ex.market[v, i], row)
-            row.ts_recv = t_st
             feed_last = t_st
         st_i += ONE
         if t_st >= next_sample:
