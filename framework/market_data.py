@@ -1,6 +1,8 @@
 """Market-data stage: keep each instrument's L1 book, L2 book, last trade and last bar.
 
-Kernels take the pipeline's arrays and one event record and update them in place.
+Kernels take the pipeline's arrays and one event record and update them in place;
+the L1 kernels also take the event's instrument ``i`` as ``step`` checked it (in range
+and unsigned: see ``framework.step``).
 The L2 book is a fixed-capacity sorted array per side (bids descending, asks
 ascending) keyed by exact fixed-point prices; levels beyond the capacity, which are
 far from the touch, are dropped and counted rather than grown into.
@@ -15,9 +17,9 @@ from framework.jit import HOT, KERNEL
 
 
 @njit(**HOT)
-def apply_trade(market, ev) -> None:
+def apply_trade(market, i, ev) -> None:
     """Record a print as the instrument's last trade and fold it into the running bar."""
-    m = market[ev.instrument_id]
+    m = market[i]
     m.last_price = ev.price
     m.last_size = ev.size
     m.ts_trade = ev.ts_recv
@@ -26,9 +28,9 @@ def apply_trade(market, ev) -> None:
 
 
 @njit(**HOT)
-def apply_quote(market, ev) -> None:
+def apply_quote(market, i, ev) -> None:
     """Replace the instrument's best bid and offer."""
-    m = market[ev.instrument_id]
+    m = market[i]
     m.bid_price = ev.bid_price
     m.bid_size = ev.bid_size
     m.ask_price = ev.ask_price
@@ -39,9 +41,9 @@ def apply_quote(market, ev) -> None:
 
 
 @njit(**HOT)
-def apply_bar(market, ev) -> None:
+def apply_bar(market, i, ev) -> None:
     """Record a completed bar; its close also serves as the last price."""
-    m = market[ev.instrument_id]
+    m = market[i]
     m.bar_open = ev.open
     m.bar_high = ev.high
     m.bar_low = ev.low

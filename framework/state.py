@@ -113,13 +113,14 @@ Counter = namedtuple(
     "EVENTS TRADES QUOTES BOOK BARS REPORTS TIMERS CONTROLS OUT_OF_ORDER "
     "ORDERS_SUBMITTED CANCELS_SENT MODIFIES_SENT FILLS REJECTS_VENUE REJECTS_RISK "
     "ILLEGAL_TRANSITIONS UNKNOWN_ORDER_REPORTS INTENTS_DROPPED BOOK_LEVELS_DROPPED "
-    "EXEC_TIMERS TRANSIENT_REJECTS RETRIES RETRIES_EXHAUSTED QUERIES STALE_STATUS_REPORTS",
-)(*range(25))
+    "EXEC_TIMERS TRANSIENT_REJECTS RETRIES RETRIES_EXHAUSTED QUERIES STALE_STATUS_REPORTS UNKNOWN_INSTRUMENT",
+)(*range(26))
 """Indices of the pipeline's counters array. EXEC_TIMERS counts the execution stage's own
 timer events (TIMERS only the strategy's); TRANSIENT_REJECTS venue refusals that will be
 retried; RETRIES orders sent again; RETRIES_EXHAUSTED orders refused for good after their
 last attempt; QUERIES queries sent; STALE_STATUS_REPORTS status reports that answered an
-earlier query or came after the order had moved on, and were ignored."""
+earlier query or came after the order had moved on, and were ignored; UNKNOWN_INSTRUMENT
+events naming an instrument id outside the pipeline, refused."""
 
 N_COUNTERS = len(Counter)
 N_REJECT_REASONS = 32

@@ -38,11 +38,11 @@ def _apply_all(market, book, book_depth, events, kept):
     for i in range(events.shape[0]):
         ev = events[i]
         if ev.kind == EventKind.TRADE:
-            apply_trade(market, ev)
+            apply_trade(market, ev.instrument_id, ev)
         elif ev.kind == EventKind.QUOTE:
-            apply_quote(market, ev)
+            apply_quote(market, ev.instrument_id, ev)
         elif ev.kind == EventKind.BAR:
-            apply_bar(market, ev)
+            apply_bar(market, ev.instrument_id, ev)
         else:
             kept[i] = apply_book(market, book, book_depth, ev)
 

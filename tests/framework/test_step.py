@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
@@ -30,7 +32,7 @@ from framework.events import (  # noqa: E402
     to_fixed,
 )
 from framework.order_state import OrderStatus  # noqa: E402
-from framework.state import MAX_INTENTS, Counter, PipelineSpec, allocate  # noqa: E402
+from framework.state import MAX_INTENTS, Counter, Pipeline, PipelineSpec, allocate  # noqa: E402
 from framework.step import step  # noqa: E402
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -132,11 +134,13 @@ def test_unknown_order_fill_still_moves_the_position():
     d.feed(report(1100, K.FILLED, 77, side=SELL, price=100, size=2))
     assert d.p.positions[0]["qty"] == -fx(2)
     assert d.p.counters[Counter.UNKNOWN_ORDER_REPORTS] == 1
-    # Non-fill reports of unknown orders, and fills for unknown instruments, change nothing.
+    # Non-fill reports of unknown orders change nothing; a fill for an unknown instrument
+    # is refused before any stage sees it.
     d.feed(report(1200, K.CANCELED, 78))
     d.feed(report(1300, K.FILLED, 79, price=100, size=1, instrument_id=5))
     assert d.p.positions[0]["qty"] == -fx(2)
-    assert d.p.counters[Counter.UNKNOWN_ORDER_REPORTS] == 3
+    assert d.p.counters[Counter.UNKNOWN_ORDER_REPORTS] == 2
+    assert d.p.counters[Counter.UNKNOWN_INSTRUMENT] == 1
 
 
 def test_out_of_order_event_is_refused():
@@ -151,6 +155,30 @@ def test_out_of_order_event_is_refused():
     # An event at the same time is fine.
     cmds = d.feed(make_quotes([(2000, 98, 5, 102, 5)]))
     assert len(cmds) == 1 and cmds[0]["kind"] == CommandKind.SUBMIT
+
+
+def _snapshot(p) -> list[bytes]:
+    return [np.asarray(a).tobytes() for a in p]
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from([K.TRADE, K.QUOTE, K.BAR, K.BOOK_DELTA, K.FILLED, K.CANCELED, K.TIMER, K.CONTROL]),
+       instrument_id=st.one_of(st.integers(-(2**31), -1), st.integers(1, 2**31 - 1)),
+       price=st.integers(1, 10**6), size=st.integers(1, 10**6))
+def test_an_event_for_an_unknown_instrument_changes_nothing_but_its_counter(kind, instrument_id, price, size):
+    """Ids are checked before ``step``; ``step`` still refuses one out of range, negative
+    included, rather than index past (or, unsigned, far past) the books."""
+    d = Driver([market(BUY, 1, at=1)])
+    d.feed(make_quotes([(1000, 99, 5, 101, 5)]))  # instrument 0, the pipeline's only one
+    before = _snapshot(d.p)
+    ev = report(2000, kind, 1, price=price, size=size, instrument_id=instrument_id)
+    ev[0]["price"], ev[0]["size"], ev[0]["bid_price"], ev[0]["close"] = price, size, price, price
+    assert len(d.feed(ev)) == 0
+    after = _snapshot(d.p)
+    counters = list(Pipeline._fields).index("counters")
+    assert [a == b for a, b in zip(before, after, strict=True)].count(False) == 1 and before[counters] != after[counters]
+    assert d.p.counters[Counter.UNKNOWN_INSTRUMENT] == 1
+    assert d.state[0][0]["n_inputs"] == 1  # the strategy never saw it
 
 
 def test_intents_beyond_the_buffer_are_dropped_and_counted():
