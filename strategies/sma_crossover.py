@@ -71,14 +71,16 @@ def update_averages(s, window, fast: int, slow: int, price: int) -> bool:
     """Push one price into both rolling sums; return True once the slow window is full.
 
     ``window`` is a ring of the last ``slow`` prices; the price leaving the fast sum is
-    ``fast`` places behind the head.
+    ``fast`` places behind the head. Its slots are indexed unsigned: Numba tests every
+    signed index for a negative value to wrap around, which cost the SMA's backtest 5%
+    of its instructions.
     """
     n = s.n
     slot = s.head
     fast_slot = slot - fast if slot >= fast else slot - fast + slow
-    leaving_fast = window[fast_slot] if n >= fast else 0
-    leaving_slow = window[slot] if n >= slow else 0
-    window[slot] = price
+    leaving_fast = window[np.uint64(fast_slot)] if n >= fast else 0
+    leaving_slow = window[np.uint64(slot)] if n >= slow else 0
+    window[np.uint64(slot)] = price
     s.sum_fast += price - leaving_fast
     s.sum_slow += price - leaving_slow
     s.head = slot + 1 if slot + 1 < slow else 0
