@@ -167,7 +167,7 @@ def step(p, ev, out, on_event, params, state) -> int:
     p.counters[Counter.EVENTS] += 1
     n_out = _inbound(p, ev, kind, i, out, 0)
     watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
-    if ev.kind == EventKind.TIMER and ev.timer_id < 0:
+    if kind == EventKind.TIMER and ev.timer_id < 0:
         return n_out  # the execution stage's own timer, not the strategy's
     on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so
     if es.n_intents == 0:

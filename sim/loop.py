@@ -279,6 +279,12 @@ def _known_ids(ex, venue_id: int, instrument_id: int) -> bool:
 
 
 @njit(**HOT)
+def _drawn_feed_latency(ex, ev) -> int:
+    """A feed latency for row ``ev``, drawn from its venue's model."""
+    return latency_ns(ex.prm[ev.venue_id], ex.rng, Channel.FEED)
+
+
+@njit(**HOT)
 def _feed_arrival(ev, latency: int, feed_last: int) -> int:
     """Stamp a row with the time the strategy receives it (FIFO); return that time.
 
@@ -478,7 +484,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
             if rq[RQ_TAIL] != n_reports or rq[RQ_OVERFLOW] != 0:
                 running = False
         ex_i += ONE
-        latency = feed_ns if feed_ns >= 0 else latency_ns(ex.prm[ev.venue_id], ex.rng, Channel.FEED)
+        latency = feed_ns if feed_ns >= 0 else _drawn_feed_latency(ex, ev)
         feed_last = _feed_arrival(ev, latency, feed_last)
     st.ex_i = np.int64(ex_i)
     st.st_i = np.int64(st_i)
@@ -532,8 +538,7 @@ def run_chunk(events, n_events: int, next_ts: int, final: bool, p, ex, lp, on_ev
             if not _known_ids(ex, row.venue_id, row.instrument_id):
                 return Status.UNKNOWN_ROW
             on_market(ex, row)
-            latency = latency_ns(ex.prm[row.venue_id], ex.rng, Channel.FEED)  # this venue's, drawn
-            st.feed_last = _feed_arrival(row, latency, st.feed_last)
+            st.feed_last = _feed_arrival(row, _drawn_feed_latency(ex, row), st.feed_last)
             st.ex_i = ex_i + 1
             continue
         t = min(t_ord, t_rep, t_st, t_tim)
