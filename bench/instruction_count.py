@@ -75,8 +75,8 @@ def dump_jit_code(folder: Path) -> None:
 
     for line in Path("/proc/self/maps").read_text().splitlines():
         fields = line.split()
-        if "x" not in fields[1] or len(fields) > 5:
-            continue  # not executable, or backed by a file (callgrind names those itself)
+        if not {"r", "x"} <= set(fields[1]) or len(fields) > 5:
+            continue  # not readable code, or backed by a file (callgrind names those itself)
         lo, hi = (int(x, 16) for x in fields[0].split("-"))
         (folder / f"code_{lo:x}.bin").write_bytes(ctypes.string_at(lo, hi - lo))
 
