@@ -73,23 +73,28 @@ def _set_mark(positions, portfolio, instrument_id: int, mark: float) -> None:
 
 
 @njit(**HOT)
-def mark_to_market(positions, portfolio, instrument_id: int, price: int) -> None:
-    """Revalue one instrument at ``price`` (fixed point) and refresh equity and drawdown.
+def mark_to_market(positions, portfolio, instrument_id: int, price: int) -> bool:
+    """Revalue one instrument at ``price`` (fixed point) and refresh equity and drawdown;
+    return whether equity moved (risk checks its loss triggers only then).
 
     A price equal to the current mark changes nothing (the sums it would add are exact
-    zeros), so it returns at once: most prints repeat the last price.
+    zeros), so it returns at once: most prints repeat the last price. The test is on the
+    fixed-point price last marked, an integer: converting each price to compare it with
+    the float mark cost the SMA backtest some 0.3 ns per trade.
     """
-    if price <= 0:
-        return
-    mark = price * INV_PRICE_SCALE
     pos = positions[instrument_id]
+    if price == pos.mark_price or price <= 0:
+        return False
+    pos.mark_price = price
+    mark = price * INV_PRICE_SCALE
     if mark == pos.mark:
-        return
+        return False
     if pos.qty == 0:
         pos.mark = mark
-        return
+        return False
     _set_mark(positions, portfolio, instrument_id, mark)
     _refresh_portfolio(portfolio)
+    return True
 
 
 @njit(**KERNEL)
@@ -124,6 +129,8 @@ def apply_fill(positions, portfolio, instrument_id: int, side: int, price: int, 
     pf.fees += fee_value
     pf.net_position += delta * INV_PRICE_SCALE
     pf.gross_exposure -= old_exposure
+    if p.mark <= 0.0:
+        p.mark_price = price
     p_mark = p.mark if p.mark > 0.0 else px
     old_unrealized = p.unrealized_pnl
     p.mark = p_mark

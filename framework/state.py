@@ -34,6 +34,7 @@ POSITION_DTYPE = np.dtype(
         ("qty", "<i8"), ("avg_price", "<f8"), ("mark", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"),
         ("fees", "<f8"), ("traded_notional", "<f8"), ("n_fills", "<i8"), ("open_buy", "<i8"), ("open_sell", "<i8"),
         ("exposure", "<f8"), ("pnl", "<f8"), ("high_water_mark", "<f8"), ("max_drawdown", "<f8"),
+        ("mark_price", "<i8"),
     ],
     align=True,
 )
@@ -42,7 +43,9 @@ the unfilled size of working buy and sell orders (in flight included), which ris
 to the position to bound the worst case. ``exposure`` is ``|qty| * mark``; ``pnl`` the
 instrument's net PnL (realized + unrealized - fees), with its high-water mark and the
 largest fall from it, in quote currency (an instrument has no capital of its own to
-divide by); the current drawdown is ``high_water_mark - pnl``."""
+divide by); the current drawdown is ``high_water_mark - pnl``. ``mark_price`` is the
+fixed-point price ``mark`` was set from (0: none yet, or set from elsewhere), so that
+marking tests a repeated price with one integer comparison."""
 
 PORTFOLIO_DTYPE = np.dtype(
     [

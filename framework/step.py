@@ -26,6 +26,14 @@ twenty arrays costs more than the risk checks it would call (``framework.jit``).
 Control events and the L2 book are separate functions, called only when there is
 work for them.
 
+Risk's work on market data is mostly time-driven (a price band's window ends, the day
+rolls) or follows equity (the loss and drawdown triggers, which an unchanged equity
+would find as the last check left them). So a market-data event checks the loss
+triggers only when it moved equity, and the rest at its instrument's ``due_ts``
+(``_risk_due``): the common trade costs risk one comparison of times, not five tests in
+three arrays (0.4 to 1.5 ns each on the SMA backtest). Reports, timers and control
+events are always followed by the full check.
+
 Timers with a negative id are the pipeline's own (``EXEC_TIMER_ID``: the execution
 stage's retries and acknowledgement timeouts, ``framework.recovery``): they go to the
 execution stage and the strategy never sees them, nor may it set one.
@@ -68,9 +76,10 @@ def _control(p, ev, out, n_out: int) -> int:
 
 
 @njit(**HOT)
-def _inbound(p, ev, kind: int, i: int, out, n_out: int) -> int:
-    """Market data, reports and control: update the books, orders, positions and limits.
-    ``i`` is the event's instrument, checked by ``step``: unsigned and in range."""
+def _market_data(p, ev, kind: int, i: int) -> bool:
+    """Update the books with one market-data event and revalue its instrument; return
+    whether equity moved. ``i`` is the event's instrument, checked by ``step``: unsigned
+    and in range."""
     c = p.counters
     if kind == EventKind.TRADE:
         apply_trade(p.market, i, ev)  # before the count: a store there would make it read ev again
@@ -85,15 +94,26 @@ def _inbound(p, ev, kind: int, i: int, out, n_out: int) -> int:
         c[Counter.BOOK] += 1
         if not apply_book(p.market, p.book, p.book_depth, ev):
             c[Counter.BOOK_LEVELS_DROPPED] += 1
-    elif kind == EventKind.BAR:
+    else:
         apply_bar(p.market, i, ev)
         c[Counter.BARS] += 1
-    else:
-        return _inbound_other(p, ev, out, n_out)
-    # Every market-data event revalues its instrument and keeps its price band current.
-    mark_to_market(p.positions, p.portfolio, i, reference_price(p.market, i))
-    track_band(p, i, ev.ts_recv)
-    return n_out
+    return mark_to_market(p.positions, p.portfolio, i, reference_price(p.market, i))
+
+
+@njit(**KERNEL)
+def _risk_due(p, i: int, now: int) -> None:
+    """A market-data event of instrument ``i`` at or after its ``due_ts``: re-anchor the
+    price band if its window ended, roll the day and check the loss triggers, and set
+    the next due time: the end of the band's window or of the day, whichever is first.
+    Until then the instrument's events test that one time rather than each of these
+    (a band never anchored, for want of a price, stays due)."""
+    track_band(p, i, now)
+    watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
+    ri = p.risk_instruments[i]
+    due = p.risk_state[0].day_end_ts
+    if p.risk_limits[i].price_band > 0.0 and ri.band_end_ts < due:
+        due = ri.band_end_ts
+    ri.due_ts = due
 
 
 @njit(**HOT)
@@ -165,10 +185,18 @@ def step(p, ev, out, on_event, params, state) -> int:
     now = ev.ts_recv
     es.now = now
     p.counters[Counter.EVENTS] += 1
-    n_out = _inbound(p, ev, kind, i, out, 0)
-    watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
-    if kind == EventKind.TIMER and ev.timer_id < 0:
-        return n_out  # the execution stage's own timer, not the strategy's
+    if kind >= EventKind.TRADE and kind <= EventKind.BAR:
+        n_out = 0
+        moved = _market_data(p, ev, kind, i)
+        if now >= p.risk_instruments[i].due_ts:
+            _risk_due(p, i, now)
+        elif moved:
+            watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
+    else:
+        n_out = _inbound_other(p, ev, out, 0)
+        watch(p.risk_state, p.portfolio_limits, p.portfolio, now)
+        if kind == EventKind.TIMER and ev.timer_id < 0:
+            return n_out  # the execution stage's own timer, not the strategy's
     on_event(p, params, state, ev)  # n_intents is 0 here: _outbound leaves it so
     if es.n_intents == 0:
         return n_out

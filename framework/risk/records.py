@@ -92,11 +92,13 @@ RISK_STATE_DTYPE = np.dtype(
 ``kill_venues`` is a bit mask of venue ids."""
 
 INSTRUMENT_RISK_DTYPE = np.dtype(
-    [("halted", "<i8"), ("band_anchor", "<i8"), ("band_end_ts", "<i8"), ("n_open", "<i8")],
+    [("halted", "<i8"), ("band_anchor", "<i8"), ("band_end_ts", "<i8"), ("n_open", "<i8"), ("due_ts", "<i8")],
     align=True,
 )
 """Per instrument: halted by an operator or by reconciliation; the price band's anchor
-and when its window ends; working orders (kept by the execution stage)."""
+and when its window ends; working orders (kept by the execution stage); and when a
+market-data event of the instrument next finds time-driven work (the band's window or
+the day ended, ``framework.step``), so that every other one tests a single time."""
 
 RECENT_DTYPE = np.dtype(
     [("ts", "<i8"), ("price", "<i8"), ("size", "<i8"), ("instrument_id", "<i8"), ("side", "<i8")],

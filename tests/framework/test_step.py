@@ -33,6 +33,8 @@ from framework.events import (  # noqa: E402
 )
 from framework.order_state import OrderStatus  # noqa: E402
 from framework.state import MAX_INTENTS, Counter, Pipeline, PipelineSpec, allocate  # noqa: E402
+from framework.risk.breaker import watch  # noqa: E402
+from framework.risk.checks import track_band  # noqa: E402
 from framework.step import step  # noqa: E402
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -179,6 +181,54 @@ def test_an_event_for_an_unknown_instrument_changes_nothing_but_its_counter(kind
     assert [a == b for a, b in zip(before, after, strict=True)].count(False) == 1 and before[counters] != after[counters]
     assert d.p.counters[Counter.UNKNOWN_INSTRUMENT] == 1
     assert d.state[0][0]["n_inputs"] == 1  # the strategy never saw it
+
+
+@njit
+def _step_then_every_check(p, events, i, out, on_event, params, state):
+    """``step``, then the risk work it once ran after every market-data event: the band's
+    window and the day's end, and the loss and drawdown triggers."""
+    n = step(p, events[i], out, on_event, params, state)
+    ev = events[i]
+    track_band(p, ev.instrument_id, ev.ts_recv)
+    watch(p.risk_state, p.portfolio_limits, p.portfolio, ev.ts_recv)
+    return n
+
+
+market_moves = st.lists(
+    st.tuples(st.integers(0, 1), st.sampled_from([K.TRADE, K.QUOTE]),
+              st.sampled_from([0, 1, 400_000_000, 1_000_000_000, 6 * 3600 * 10**9]), st.integers(-30, 30)),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(moves=market_moves)
+def test_risk_checks_on_market_data_miss_nothing_a_check_after_every_event_would_do(moves):
+    """``step`` checks the loss triggers only when equity moved and the band and the day at
+    the instrument's ``due_ts``; running every check after every event as well must find
+    nothing left to do: the breaker, the day and the bands stay exactly as ``step`` left them."""
+    spec = PipelineSpec(n_instruments=2, initial_capital=1000.0, max_order_size=(fx(10),), max_position=(fx(10),),
+                        instrument_limits={"price_band": (0.02, 0.0), "band_window_ns": (10**9, 10**9)},
+                        portfolio_limits={"daily_loss_limit": 5.0, "max_drawdown": 0.004})
+    gated, checked = allocate(spec), allocate(spec)
+    for p in (gated, checked):
+        p.positions["qty"] = (fx(3), -fx(2))  # held, so every new price moves equity
+        p.positions["avg_price"] = 100.0
+    params = make_script([market(BUY, 1, at=10**6)])  # a strategy that never acts here
+    states = new_state(1), new_state(1)
+    out = np.zeros(len(gated.orders) + len(gated.intents), COMMAND_DTYPE)
+    ts, prices = 20_000 * 86_400 * 10**9, [100.0, 100.0]
+    for instrument, kind, dt, move in moves:
+        ts += dt
+        prices[instrument] = max(1.0, prices[instrument] + move * 0.05)
+        px = prices[instrument]
+        ev = (make_trades([(ts, px, 1)], instrument) if kind == K.TRADE
+              else make_quotes([(ts, px - 0.05, 1, px + 0.05, 1)], instrument))
+        _step_at(gated, ev, 0, out, scripted.on_event, params, states[0])
+        _step_then_every_check(checked, ev, 0, out, scripted.on_event, params, states[1])
+        assert gated.risk_state.tobytes() == checked.risk_state.tobytes()
+        for field in ("band_anchor", "band_end_ts"):
+            assert list(gated.risk_instruments[field]) == list(checked.risk_instruments[field])
+    assert gated.portfolio.tobytes() == checked.portfolio.tobytes()
 
 
 def test_intents_beyond_the_buffer_are_dropped_and_counted():
