@@ -274,8 +274,9 @@ def route_commands(lp, ex, n_out: int) -> int:
 def _known_ids(ex, venue_id: int, instrument_id: int) -> bool:
     """Whether a data row's venue and instrument exist in the simulation. Checked as the
     exchange takes each row, which reads it anyway: a separate pass over a chunk costs
-    more than the SMA pipeline's whole step, and an unchecked id would index past the books."""
-    return venue_id < ex.n_active.shape[0] and 0 <= instrument_id < ex.n_active.shape[1]
+    more than the SMA pipeline's whole step, and an unchecked id would index past the books.
+    The instrument is compared unsigned: one test refuses a negative id too."""
+    return venue_id < ex.n_active.shape[0] and np.uint64(instrument_id) < np.uint64(ex.n_active.shape[1])
 
 
 @njit(**HOT)
