@@ -383,7 +383,7 @@ def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp
                 break
         else:
             v = row.venue_id
-            i = row.instrument_id
+            i = np.uint64(row.instrument_id)  # unsigned: indexes the books with no wraparound test
             if not _known_ids(ex, v, i):
                 break
             # Stamped before the stop check: a row left here is stamped again, to the same
@@ -471,7 +471,7 @@ def _data_rows(events, n_events: int, end: int, t_msg: int, t_tim: int, p, ex, l
             break
         ev = events[ex_i]
         v = ev.venue_id
-        i = ev.instrument_id
+        i = np.uint64(ev.instrument_id)
         if not _known_ids(ex, v, i):
             status = Status.UNKNOWN_ROW
             break
