@@ -73,8 +73,8 @@ def _check_pnl(state, limits, pf, now: int) -> None:
 def watch(state, limits, portfolio, now: int) -> None:
     """Check the loss and drawdown triggers after an event moved equity; roll the day.
 
-    Runs on every event, so the common case (limits off, or nothing crossed) is a few
-    comparisons.
+    ``step`` runs it after every report, timer and control event, and after market data
+    that moved equity or found its instrument's ``due_ts`` reached (``framework.step``).
     """
     rs = state[0]
     pf = portfolio[0]

@@ -32,9 +32,9 @@ from framework.events import (  # noqa: E402
     to_fixed,
 )
 from framework.order_state import OrderStatus  # noqa: E402
-from framework.state import MAX_INTENTS, Counter, Pipeline, PipelineSpec, allocate  # noqa: E402
 from framework.risk.breaker import watch  # noqa: E402
 from framework.risk.checks import track_band  # noqa: E402
+from framework.state import MAX_INTENTS, Counter, Pipeline, PipelineSpec, allocate  # noqa: E402
 from framework.step import step  # noqa: E402
 
 BUY, SELL = Side.BUY, Side.SELL
