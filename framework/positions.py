@@ -131,13 +131,12 @@ def apply_fill(positions, portfolio, instrument_id: int, side: int, price: int, 
     pf.fees += fee_value
     pf.net_position += delta * INV_PRICE_SCALE
     pf.gross_exposure -= old_exposure
-    if p.mark <= 0.0:
+    if p.mark <= 0.0:  # no market price yet: the fill's is the first
+        p.mark = px
         p.mark_price = price
-    p_mark = p.mark if p.mark > 0.0 else px
     old_unrealized = p.unrealized_pnl
-    p.mark = p_mark
-    p.unrealized_pnl = new_qty * INV_PRICE_SCALE * (p_mark - p.avg_price) if new_qty != 0 else 0.0
-    p.exposure = abs(new_qty * INV_PRICE_SCALE) * p_mark
+    p.unrealized_pnl = new_qty * INV_PRICE_SCALE * (p.mark - p.avg_price) if new_qty != 0 else 0.0
+    p.exposure = abs(new_qty * INV_PRICE_SCALE) * p.mark
     pf.unrealized_pnl += p.unrealized_pnl - old_unrealized
     pf.gross_exposure += p.exposure
     _refresh_instrument(p)
