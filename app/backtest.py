@@ -22,7 +22,7 @@ from app.strategy_loader import build_params, load_strategy
 from framework.events import records
 from framework.journal import JournalHasher, JournalWriter
 from framework.report import format_summary, write_report
-from framework.state import Counter, PipelineSpec, allocate, reject_reason_names
+from framework.state import Counter, PipelineSpec, allocate, events_stepped, reject_reason_names
 from sim.backtest import Backtest, BacktestResult, Strategy
 from sim.exchange import allocate_exchange
 from sim.loop import allocate_loop
@@ -146,6 +146,7 @@ def counters_of(bt: Backtest) -> dict[str, int]:
     for code, n in enumerate(bt.p.reject_counts):
         if n and code in names:
             c[f"rejected_{names[code].lower()}"] = int(n)
+    c["events"] = events_stepped(bt.p.counters)
     c["orders"] = c["orders_submitted"]
     c["rejections"] = c["rejects_risk"] + c["rejects_venue"]
     return c

@@ -113,7 +113,8 @@ def _risk_due(p, i: int, now: int) -> None:
 
 @njit(**HOT)
 def _inbound_other(p, ev, out, n_out: int) -> int:
-    """Reports, timers and control events."""
+    """Reports, timers, control events and kinds no stage handles (counted, and left to
+    the strategy)."""
     kind = ev.kind
     c = p.counters
     if kind >= MIN_REPORT_KIND and kind <= MAX_REPORT_KIND:
@@ -128,6 +129,8 @@ def _inbound_other(p, ev, out, n_out: int) -> int:
     elif kind == EventKind.CONTROL:
         c[Counter.CONTROLS] += 1
         n_out = _control(p, ev, out, n_out)
+    else:
+        c[Counter.OTHER_KINDS] += 1
     return n_out
 
 
@@ -179,7 +182,6 @@ def step(p, ev, out, on_event, params, state) -> int:
         return 0
     now = ev.ts_recv
     es.now = now
-    p.counters[Counter.EVENTS] += 1
     # Trades first, on their own test: as one chain with the other kinds, LLVM built a
     # range check and three more tests before a trade's turn.
     market_data = True

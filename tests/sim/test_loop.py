@@ -25,7 +25,7 @@ from scripted import (
 )
 
 from framework.events import EVENT_DTYPE, CommandKind, EventKind, Side, to_fixed
-from framework.state import Counter, PipelineSpec, allocate
+from framework.state import Counter, PipelineSpec, allocate, events_stepped
 from sim.backtest import Backtest, Strategy
 from sim.exchange import allocate_exchange
 from sim.loop import Status, allocate_loop
@@ -209,7 +209,7 @@ def test_result_counts_and_consistency():
     run = run_script(ev, script, latency=LAT)
     r = run.result
     assert r.n_events == len(ev)
-    assert r.n_inputs == len(run.events) == run.p.counters[Counter.EVENTS]
+    assert r.n_inputs == len(run.events) == events_stepped(run.p.counters)
     assert run.p.positions[0]["qty"] == signed_fill_qty(run.fills)
     # Every data row was seen exactly once by the strategy, in ts_event order.
     seen = run.events
