@@ -24,7 +24,6 @@ def apply_trade(market, i, ev) -> None:
     m.last_size = ev.size
     m.ts_trade = ev.ts_recv
     m.ts_last = ev.ts_recv
-    m.n_trades += 1
 
 
 @njit(**HOT)
@@ -37,7 +36,6 @@ def apply_quote(market, i, ev) -> None:
     m.ask_size = ev.ask_size
     m.ts_quote = ev.ts_recv
     m.ts_last = ev.ts_recv
-    m.n_quotes += 1
 
 
 @njit(**HOT)
@@ -129,7 +127,6 @@ def apply_book(market, book, book_depth, ev) -> bool:
             m.ask_price = 0
             m.ask_size = 0
         m.ts_quote = ev.ts_recv
-        m.n_quotes += 1
     return kept
 
 

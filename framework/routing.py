@@ -136,7 +136,6 @@ def consolidate_quote(p, ev) -> None:
     m.ask_size = ask_size
     m.ts_quote = ev.ts_recv
     m.ts_last = ev.ts_recv
-    m.n_quotes += 1
 
 
 @njit(**KERNEL)

@@ -23,7 +23,7 @@ MARKET_DTYPE = np.dtype(
         ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"), ("ts_quote", "<i8"),
         ("last_price", "<i8"), ("last_size", "<i8"), ("ts_trade", "<i8"), ("ts_last", "<i8"),
         ("bar_open", "<i8"), ("bar_high", "<i8"), ("bar_low", "<i8"), ("bar_close", "<i8"), ("bar_volume", "<i8"),
-        ("ts_bar", "<i8"), ("n_trades", "<i8"), ("n_quotes", "<i8"),
+        ("ts_bar", "<i8"),
     ],
     align=True,
 )

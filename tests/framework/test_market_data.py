@@ -78,7 +78,6 @@ def test_trade_quote_and_bar_update_l1():
     assert (m0["bid_price"], m0["bid_size"], m0["ask_price"], m0["ask_size"]) == (fx(99), fx(2), fx(101), fx(3))
     assert (m0["last_price"], m0["last_size"], m0["ts_trade"], m0["ts_quote"], m0["ts_last"]) == (
         fx(100.5), fx(0.25), 6, 5, 6)
-    assert (m0["n_trades"], m0["n_quotes"]) == (1, 1)
     # The bar's close becomes instrument 1's last price; the trade before it set last_size.
     assert (m1["bar_open"], m1["bar_high"], m1["bar_low"], m1["bar_close"], m1["bar_volume"]) == (
         fx(1), fx(4), fx(0.5), fx(2), fx(10))
@@ -120,7 +119,8 @@ def test_book_snapshot_and_deltas_refresh_l1_only_at_the_last_record():
     assert book[0, 1, :2].tolist() == [[fx(101), fx(3)], [fx(102), fx(4)]]
     assert (m[0]["bid_price"], m[0]["bid_size"], m[0]["ask_price"], m[0]["ask_size"]) == (
         fx(99), fx(1), fx(101), fx(3))
-    assert m[0]["n_quotes"] == 1
+    before_last, _, _, _ = feed(ev[:3])  # the same records but the LAST one: L1 untouched
+    assert (before_last[0]["bid_size"], before_last[0]["ask_size"], before_last[0]["ts_quote"]) == (0, 0, 0)
     # A delta that removes the best bid without LAST: L1 is not refreshed yet (book inconsistent).
     m2, _, _, _ = feed(_join(ev, ev_array(book_row(Side.BUY, 99, 0))))
     assert m2[0]["bid_price"] == fx(99)
