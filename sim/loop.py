@@ -375,24 +375,38 @@ def _idle_venue_rows(events, n_events: int, t_stop: int, feed_ns: int, p, ex, lp
     st_end = min(st_i + np.uint64(_inputs_room(lp)), n_rows)
     feed_last = st.feed_last
     status = 0
+    # Rows the exchange has stamped already (a stretch of ``_data_rows`` left them), then
+    # fresh ones: two loops, so that a fresh row is not asked which it is (that test and
+    # the registers it held cost the SMA 6% of its instructions).
+    backlog_end = min(stamped, st_end)
+    while st_i < backlog_end:
+        row = events[st_i]
+        t_st = row.ts_recv
+        if t_st >= t_stop:
+            st_end = st_i  # and take no fresh row either
+            break
+        st_i += ONE
+        if t_st >= next_sample:
+            _sample_equity(lp, p, t_st, interval)
+            next_sample = st.next_sample_ts
+        sent = _feed(lp, p, row, ex, on_event, params, state, False)
+        if sent != 0:
+            status = -sent if sent < 0 else 0
+            st_end = st_i
+            break
     while st_i < st_end:
         row = events[st_i]
-        if st_i < stamped:
-            t_st = row.ts_recv
-            if t_st >= t_stop:
-                break
-        else:
-            v = row.venue_id
-            i = np.uint64(row.instrument_id)  # unsigned: indexes the books with no wraparound test
-            if not _known_ids(ex, v, i):
-                break
-            # Stamped before the stop check: a row left here is stamped again, to the same
-            # time, by whoever takes it next, since feed_last is only kept for rows taken.
-            t_st = _feed_arrival(row, feed_ns, feed_last)
-            if t_st >= t_stop:
-                break
-            record_row(ex.market[v, i], row)
-            feed_last = t_st
+        v = row.venue_id
+        i = np.uint64(row.instrument_id)  # unsigned: indexes the books with no wraparound test
+        if not _known_ids(ex, v, i):
+            break
+        # Stamped before the stop check: a row left here is stamped again, to the same
+        # time, by whoever takes it next, since feed_last is only kept for rows taken.
+        t_st = _feed_arrival(row, feed_ns, feed_last)
+        if t_st >= t_stop:
+            break
+        record_row(ex.market[v, i], row)
+        feed_last = t_st
         st_i += ONE
         if t_st >= next_sample:
             _sample_equity(lp, p, t_st, interval)
