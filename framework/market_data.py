@@ -131,18 +131,31 @@ def apply_book(market, book, book_depth, ev) -> bool:
 
 
 @njit(**HOT)
-def mid_price(market, instrument_id: int) -> int:
-    """Mid of the best bid and offer in fixed point, or 0 when either side is missing."""
-    m = market[instrument_id]
+def mid_of(m) -> int:
+    """Mid of the best bid and offer of one instrument's record ``m`` (``market[i]``) in
+    fixed point, or 0 when either side is missing."""
     if m.bid_size > 0 and m.ask_size > 0:
         return (m.bid_price + m.ask_price) >> 1
     return 0
 
 
 @njit(**HOT)
-def reference_price(market, instrument_id: int) -> int:
-    """The price risk and marking use: the mid when quoted, else the last trade, else 0."""
-    mid = mid_price(market, instrument_id)
+def mid_price(market, instrument_id: int) -> int:
+    """``mid_of`` instrument ``instrument_id``."""
+    return mid_of(market[instrument_id])
+
+
+@njit(**HOT)
+def reference_of(m) -> int:
+    """The price risk and marking use, of one instrument's record ``m`` (``market[i]``):
+    the mid when quoted, else the last trade, else 0."""
+    mid = mid_of(m)
     if mid > 0:
         return mid
-    return market[instrument_id].last_price
+    return m.last_price
+
+
+@njit(**HOT)
+def reference_price(market, instrument_id: int) -> int:
+    """``reference_of`` instrument ``instrument_id``."""
+    return reference_of(market[instrument_id])

@@ -48,7 +48,7 @@ from numba import njit
 from framework.events import CommandKind, EventKind
 from framework.execution import apply_report, cancel_order_and_legs, modify, submit
 from framework.jit import HOT, KERNEL
-from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_price
+from framework.market_data import apply_bar, apply_book, apply_quote, apply_trade, reference_of
 from framework.positions import mark_to_market
 from framework.recovery import on_exec_timer, sync_timer
 from framework.risk.breaker import watch
@@ -184,6 +184,7 @@ def step(p, ev, out, on_event, params, state) -> int:
     es.now = now
     # Trades first, on their own test: as one chain with the other kinds, LLVM built a
     # range check and three more tests before a trade's turn.
+    m = p.market[i]  # here, where it dominates both its uses: LLVM then computes it once
     market_data = True
     if kind == EventKind.TRADE:
         apply_trade(p.market, i, ev)  # before the count: a store there would make it read ev again
@@ -194,7 +195,7 @@ def step(p, ev, out, on_event, params, state) -> int:
         market_data = False
     if market_data:
         n_out = 0
-        moved = mark_to_market(p.positions, p.portfolio, i, reference_price(p.market, i))
+        moved = mark_to_market(p.positions, p.portfolio, i, reference_of(m))
         if now >= p.risk_instruments[i].due_ts:
             _risk_due(p, i, now)
         elif moved:
