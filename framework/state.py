@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from framework.events import COMMAND_DTYPE, RejectReason, records
+from framework.events import COMMAND_DTYPE, RejectReason, padded, records
 from framework.risk.records import INSTRUMENT_LIMITS_DTYPE, PORTFOLIO_LIMITS_DTYPE, BreakerState, allocate_risk
 from framework.routing import allocate_routes
 
-MARKET_DTYPE = np.dtype(
+MARKET_DTYPE = padded(np.dtype(
     [
         ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"), ("ts_quote", "<i8"),
         ("last_price", "<i8"), ("last_size", "<i8"), ("ts_trade", "<i8"), ("ts_last", "<i8"),
@@ -26,10 +26,11 @@ MARKET_DTYPE = np.dtype(
         ("ts_bar", "<i8"),
     ],
     align=True,
-)
-"""Market-data stage, per instrument: L1 book, last trade, last bar, staleness times."""
+))
+"""Market-data stage, per instrument: L1 book, last trade, last bar, staleness times
+(padded to ``INSTRUMENT_RECORD_BYTES``, as are positions and risk's per-instrument state)."""
 
-POSITION_DTYPE = np.dtype(
+POSITION_DTYPE = padded(np.dtype(
     [
         ("qty", "<i8"), ("avg_price", "<f8"), ("mark", "<f8"), ("realized_pnl", "<f8"), ("unrealized_pnl", "<f8"),
         ("fees", "<f8"), ("traded_notional", "<f8"), ("n_fills", "<i8"), ("open_buy", "<i8"), ("open_sell", "<i8"),
@@ -37,7 +38,7 @@ POSITION_DTYPE = np.dtype(
         ("mark_price", "<i8"),
     ],
     align=True,
-)
+))
 """Positions stage, per instrument: fixed-point quantity, average-cost price and PnL, and
 the unfilled size of working buy and sell orders (in flight included), which risk adds
 to the position to bound the worst case. ``exposure`` is ``|qty| * mark``; ``pnl`` the

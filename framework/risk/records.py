@@ -17,7 +17,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from framework.events import records
+from framework.events import padded, records
 
 BreakerState = namedtuple("BreakerState", "ACTIVE REDUCING HALTED")(0, 1, 2)
 """ACTIVE: every check applies. REDUCING: only orders that reduce exposure go out.
@@ -91,10 +91,10 @@ RISK_STATE_DTYPE = np.dtype(
 """Everything the stage remembers across events, in one record (plus the windows).
 ``kill_venues`` is a bit mask of venue ids."""
 
-INSTRUMENT_RISK_DTYPE = np.dtype(
+INSTRUMENT_RISK_DTYPE = padded(np.dtype(
     [("halted", "<i8"), ("band_anchor", "<i8"), ("band_end_ts", "<i8"), ("n_open", "<i8"), ("due_ts", "<i8")],
     align=True,
-)
+))
 """Per instrument: halted by an operator or by reconciliation; the price band's anchor
 and when its window ends; working orders (kept by the execution stage); and when a
 market-data event of the instrument next finds time-driven work (the band's window or
