@@ -88,9 +88,13 @@ def update_averages(s, window, fast: int, slow: int, price: int) -> bool:
     return n + 1 >= slow
 
 
-@njit(**HOT)
+@njit(**HOT, error_model="numpy")
 def on_event(p, params, state, ev) -> None:
-    """React to a trade of the strategy's instrument; ignore everything else."""
+    """React to a trade of the strategy's instrument; ignore everything else.
+
+    NumPy's error model: the averages divide by ``fast`` and ``slow``, which ``Params``
+    checks are positive, and Python's would test both for zero on every trade (3.6% of
+    the backtest's instructions; the bare loop tests its divisors once, outside its loop)."""
     if ev.kind != EventKind.TRADE:
         return
     prm = params[0]
