@@ -369,11 +369,13 @@ def kernel_view(arr: np.ndarray) -> np.ndarray:
 
 
 INSTRUMENT_RECORD_BYTES = 128
-"""Size of each per-instrument state record the pipeline indexes on every event (market
-data, positions, risk). A power of two makes a record's address one shift of the
-instrument id: at 120 and 40 bytes, each took a multiply or two adds on the path to every
-trade's loads, and padding all three to 128 bytes took the SMA backtest from 13.2 to
-12.6-12.9 ns per row (fastest of 9 runs, several series)."""
+"""Size of each per-instrument state record indexed on every event: the pipeline's
+market data, positions and risk state, and the simulated exchange's book. A power of two
+makes a record's address one shift of the instrument id: at 120, 72 and 40 bytes each
+took a multiply or two adds on the path to every trade's loads. Padding the pipeline's
+three took the SMA backtest from 13.2 to 12.6-12.9 ns per row (fastest of 9 runs,
+several series), and the exchange's from 12.3 to 12.0 (``bench/backtest_throughput.py
+--quick --repeat 5``, twice each)."""
 
 
 def padded(dtype: np.dtype, itemsize: int = INSTRUMENT_RECORD_BYTES) -> np.dtype:

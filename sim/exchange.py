@@ -71,19 +71,20 @@ from framework.events import (
     ReportFlag,
     Side,
     TimeInForce,
+    padded,
     records,
 )
 from framework.jit import HOT, KERNEL
 from sim.models import FAULT_STREAM, Channel, fault, fee_fixed, latency_ns, rests_filled
 
-EX_MARKET_DTYPE = np.dtype(
+EX_MARKET_DTYPE = padded(np.dtype(
     [
         ("bid_price", "<i8"), ("bid_size", "<i8"), ("ask_price", "<i8"), ("ask_size", "<i8"),
         ("bid_left", "<i8"), ("ask_left", "<i8"), ("last_price", "<i8"), ("has_quote", "<i8"),
         ("n_conditional", "<i8"),
     ],
     align=True,
-)
+))
 """The exchange's view of one instrument; ``*_left`` is touch size our orders have not
 taken; ``n_conditional`` counts its resting stops and GTD orders, so that the trigger
 and expiry pass runs only where there is one."""

@@ -32,6 +32,7 @@ from scripted import (
 )
 
 from framework.events import (
+    INSTRUMENT_RECORD_BYTES,
     CommandKind,
     ControlCode,
     EventKind,
@@ -45,6 +46,7 @@ from framework.events import (
 )
 from framework.order_state import OrderStatus
 from framework.state import Counter
+from sim.exchange import EX_MARKET_DTYPE
 from sim.models import FillModel, LatencyModel
 
 LAT = (10, 20, 30)
@@ -703,3 +705,8 @@ def test_order_type_is_carried_to_fills():
     run = run_script(ev, [market(BUY, 1, at=0), submit(BUY, 1, 101, at=0, tif=TimeInForce.IOC)], latency=LAT)
     assert list(run.fills["order_type"]) == [OrderType.MARKET, OrderType.LIMIT]
     assert list(run.fills["side"]) == [BUY, BUY]
+
+
+def test_the_venue_book_indexed_on_every_row_is_a_power_of_two():
+    """``ex.market[v, i]`` is addressed on every data row; at 128 bytes one shift does it."""
+    assert EX_MARKET_DTYPE.itemsize == INSTRUMENT_RECORD_BYTES and EX_MARKET_DTYPE.isalignedstruct
