@@ -7,15 +7,17 @@ after a common start signal, for the same wall time: a host that slows down slow
 Each round swaps which process is started first, and the figure compared is the mean
 over the rounds of each side's fastest run.
 
-Both sides run ``bench/backtest_throughput.py``'s 1M-trade SMA backtest from their own
-checkout (its sources first on ``sys.path``; the interpreter and packages are this one's).
-Each process prints the file its ``sim.loop`` came from, so a mix-up shows.
+Both sides run ``bench/backtest_throughput.py``'s 1M-trade SMA backtest (``--strategy mm``:
+its market maker on 1M trades and 1M quotes) from their own checkout (its sources first
+on ``sys.path``; the interpreter and packages are this one's). Each process prints the
+file its ``sim.loop`` came from, so a mix-up shows.
 
 Usage::
 
     git worktree add --detach /tmp/base HEAD~1
     python bench/paired_ab.py /tmp/base .              # 2 rounds of 60 s
     python bench/paired_ab.py /tmp/base . --rounds 4 --seconds 30
+    python bench/paired_ab.py /tmp/base . --strategy mm   # the market maker
 
 Needs two free cores; compiles each checkout's loop first if its Numba cache is cold.
 """
@@ -31,38 +33,39 @@ import time
 from pathlib import Path
 
 
-def child(root: Path, seconds: float) -> None:
+def child(root: Path, seconds: float, strategy: str) -> None:
     """Warm up, say so, wait for the start line on stdin, then time backtests for ``seconds``."""
     sys.path[:0] = [str(root / "bench"), str(root)]
     import backtest_throughput as bench
 
     import sim.loop
 
-    bench.run_backtest("sma", 10_000, 10_000)
-    chunks = list(bench.Feed(1_000_000, 1_000_000))
-    bench.run_backtest("sma", 1_000_000, 1_000_000, chunks)
+    bench.run_backtest(strategy, 10_000, 10_000)
+    chunks = list(bench.Feed(1_000_000, 1_000_000, with_quotes=strategy == "mm"))
+    bench.run_backtest(strategy, 1_000_000, 1_000_000, chunks)
     print("ready", flush=True)
     sys.stdin.readline()
     t_go = time.perf_counter()
     ns = []
     while time.perf_counter() - t_go < seconds:
-        r = bench.run_backtest("sma", 1_000_000, 1_000_000, chunks)
+        r = bench.run_backtest(strategy, 1_000_000, 1_000_000, chunks)
         ns.append(1e9 * r["loop_s"] / r["inputs"])
     print(json.dumps({"loop": sim.loop.__file__, "ns": ns}), flush=True)
 
 
-def start(root: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(root), "--seconds", str(seconds)],
+def start(root: Path, seconds: float, strategy: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(root), "--seconds", str(seconds),
+                             "--strategy", strategy],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"paired_ab: the run in {root} failed before it was ready")
     return proc
 
 
-def one_round(first: Path, second: Path, seconds: float) -> dict[Path, list[float]]:
-    procs = {first: start(first, seconds)}
+def one_round(first: Path, second: Path, seconds: float, strategy: str) -> dict[Path, list[float]]:
+    procs = {first: start(first, seconds, strategy)}
     try:
-        procs[second] = start(second, seconds)
+        procs[second] = start(second, seconds, strategy)
     except RuntimeError:
         procs[first].kill()
         raise
@@ -87,10 +90,11 @@ def main() -> None:
     ap.add_argument("b", type=Path, nargs="?", help="checkout B")
     ap.add_argument("--rounds", type=int, default=2, help="rounds; each swaps which side starts first")
     ap.add_argument("--seconds", type=float, default=60.0, help="timed seconds per side and round")
+    ap.add_argument("--strategy", choices=["sma", "mm"], default="sma", help="the backtest timed")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child.resolve(), args.seconds)
+        child(args.child.resolve(), args.seconds, args.strategy)
         return
     if args.a is None or args.b is None:
         ap.error("give two checkouts, A and B")
@@ -102,10 +106,11 @@ def main() -> None:
     for k in range(args.rounds):
         first, second = (a, b) if k % 2 == 0 else (b, a)
         print(f"round {k + 1}: {first.name} started first")
-        for root, ns in one_round(first, second, args.seconds).items():
+        for root, ns in one_round(first, second, args.seconds, args.strategy).items():
             fastest[root].append(min(ns))
     mean_a, mean_b = statistics.mean(fastest[a]), statistics.mean(fastest[b])
-    print(f"\nSMA 1M, fastest run per round, mean over {args.rounds} rounds: A {mean_a:.2f} ns/input, "
+    label = "SMA 1M" if args.strategy == "sma" else "market maker 1M + 1M"
+    print(f"\n{label}, fastest run per round, mean over {args.rounds} rounds: A {mean_a:.2f} ns/input, "
           f"B {mean_b:.2f} ns/input, B/A {mean_b / mean_a:.3f}")
 
 
