@@ -275,8 +275,13 @@ def _acknowledge(ex, t: int, slot: int) -> None:
     _report(ex, t, EventKind.ACCEPTED, o, o.price, 0, 0, 0)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _fill(ex, t: int, o, price: int, size: int, liquidity: int) -> None:
+    """Fill ``size`` of order ``o`` at ``price``: charge the fee, report the fill and record it.
+
+    Inlined, like ``_take_first``: a call passes the exchange's arrays word by word, and
+    as calls the two cost the market maker 5.5% of its time and the SMA 2.1%
+    (``bench/paired_ab.py``)."""
     prm = ex.prm[o.venue_id]
     rate = prm.maker_fee_rate if liquidity == Liquidity.MAKER else prm.taker_fee_rate
     fee = fee_fixed(price, size, rate)
@@ -412,7 +417,7 @@ def _finish_immediate(ex, t: int, slot: int) -> None:
     _activate(ex, slot)
 
 
-@njit(**KERNEL)
+@njit(**HOT)
 def _take_first(ex, t: int, o, price: int, avail: int) -> int:
     """A waiting aggressive order meets the first liquidity after it arrived; return the size taken.
 
