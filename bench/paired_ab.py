@@ -8,7 +8,8 @@ Each round swaps which process is started first, and the figure compared is the 
 over the rounds of each side's fastest run.
 
 Both sides run ``bench/backtest_throughput.py``'s 1M-trade SMA backtest (``--strategy mm``:
-its market maker on 1M trades and 1M quotes) from their own checkout (its sources first
+its market maker on 1M trades and 1M quotes; ``--latency random``: with the seeded random
+latency model) from their own checkout (its sources first
 on ``sys.path``; the interpreter and packages are this one's). Each process prints the
 file its ``sim.loop`` came from, so a mix-up shows.
 
@@ -18,6 +19,7 @@ Usage::
     python bench/paired_ab.py /tmp/base .              # 2 rounds of 60 s
     python bench/paired_ab.py /tmp/base . --rounds 4 --seconds 30
     python bench/paired_ab.py /tmp/base . --strategy mm   # the market maker
+    python bench/paired_ab.py /tmp/base . --latency random
 
 Needs two free cores; compiles each checkout's loop first if its Numba cache is cold.
 """
@@ -33,13 +35,14 @@ import time
 from pathlib import Path
 
 
-def child(root: Path, seconds: float, strategy: str) -> None:
+def child(root: Path, seconds: float, strategy: str, latency: str) -> None:
     """Warm up, say so, wait for the start line on stdin, then time backtests for ``seconds``."""
     sys.path[:0] = [str(root / "bench"), str(root)]
     import backtest_throughput as bench
 
     import sim.loop
 
+    bench.OPTIONS["latency"] = latency
     bench.run_backtest(strategy, 10_000, 10_000)
     chunks = list(bench.Feed(1_000_000, 1_000_000, with_quotes=strategy == "mm"))
     bench.run_backtest(strategy, 1_000_000, 1_000_000, chunks)
@@ -53,19 +56,19 @@ def child(root: Path, seconds: float, strategy: str) -> None:
     print(json.dumps({"loop": sim.loop.__file__, "ns": ns}), flush=True)
 
 
-def start(root: Path, seconds: float, strategy: str) -> subprocess.Popen:
+def start(root: Path, seconds: float, strategy: str, latency: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(root), "--seconds", str(seconds),
-                             "--strategy", strategy],
+                             "--strategy", strategy, "--latency", latency],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"paired_ab: the run in {root} failed before it was ready")
     return proc
 
 
-def one_round(first: Path, second: Path, seconds: float, strategy: str) -> dict[Path, list[float]]:
-    procs = {first: start(first, seconds, strategy)}
+def one_round(first: Path, second: Path, seconds: float, strategy: str, latency: str) -> dict[Path, list[float]]:
+    procs = {first: start(first, seconds, strategy, latency)}
     try:
-        procs[second] = start(second, seconds, strategy)
+        procs[second] = start(second, seconds, strategy, latency)
     except RuntimeError:
         procs[first].kill()
         raise
@@ -91,10 +94,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds; each swaps which side starts first")
     ap.add_argument("--seconds", type=float, default=60.0, help="timed seconds per side and round")
     ap.add_argument("--strategy", choices=["sma", "mm"], default="sma", help="the backtest timed")
+    ap.add_argument("--latency", choices=["constant", "random"], default="constant", help="simulator latency model")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child.resolve(), args.seconds, args.strategy)
+        child(args.child.resolve(), args.seconds, args.strategy, args.latency)
         return
     if args.a is None or args.b is None:
         ap.error("give two checkouts, A and B")
@@ -106,12 +110,12 @@ def main() -> None:
     for k in range(args.rounds):
         first, second = (a, b) if k % 2 == 0 else (b, a)
         print(f"round {k + 1}: {first.name} started first")
-        for root, ns in one_round(first, second, args.seconds, args.strategy).items():
+        for root, ns in one_round(first, second, args.seconds, args.strategy, args.latency).items():
             fastest[root].append(min(ns))
     mean_a, mean_b = statistics.mean(fastest[a]), statistics.mean(fastest[b])
     label = "SMA 1M" if args.strategy == "sma" else "market maker 1M + 1M"
-    print(f"\n{label}, fastest run per round, mean over {args.rounds} rounds: A {mean_a:.2f} ns/input, "
-          f"B {mean_b:.2f} ns/input, B/A {mean_b / mean_a:.3f}")
+    print(f"\n{label}, {args.latency} latency, fastest run per round, mean over {args.rounds} rounds: "
+          f"A {mean_a:.2f} ns/input, B {mean_b:.2f} ns/input, B/A {mean_b / mean_a:.3f}")
 
 
 if __name__ == "__main__":
