@@ -248,7 +248,7 @@ def bare_sma(prices: np.ndarray, fast: int, slow: int) -> int:
 class BareReference:
     """The bare loop's fastest time over ``prices``, timed in turns with the pipeline.
 
-    ``time`` runs between the pipeline's runs (``best_of``'s ``between``), four bare runs
+    ``take_turn`` runs between the pipeline's runs (``best_of``'s ``between``), four bare runs
     each time, about as long as one pipeline run: a slow spell of the host then hits both
     sides of the ratio. Timed after all the pipeline's runs, the bare loop's few
     milliseconds took whatever the host did in them (3.1 or 4.9 ns per trade, minutes
@@ -264,7 +264,7 @@ class BareReference:
         self.seconds = float("inf")
         bare_sma(prices[:1000], self.params.fast, self.params.slow)
 
-    def time(self) -> None:
+    def take_turn(self) -> None:
         for _ in range(self.RUNS_PER_TURN):
             t0 = time.perf_counter()
             bare_sma(self.prices, self.params.fast, self.params.slow)
@@ -367,7 +367,7 @@ def main() -> None:
     for n in args.trades:
         chunks = list(Feed(n, args.chunk)) if n <= 2_000_000 else None  # larger: stream while generating
         bare_ref = BareReference(trade_prices(n))
-        r = best_of(args.repeat, lambda: run_backtest("sma", n, args.chunk, chunks), between=bare_ref.time)
+        r = best_of(args.repeat, lambda: run_backtest("sma", n, args.chunk, chunks), between=bare_ref.take_turn)
         bare = bare_ref.seconds
         ratio = (bare / r["rows"]) / (r["loop_s"] / r["rows"])
         rows.append((f"sma  {n / 1e6:g}M trades", r, f"{100 * ratio:5.1f}%", f"{1e9 * bare / n:5.2f}"))

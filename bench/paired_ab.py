@@ -72,18 +72,24 @@ def one_round(first: Path, second: Path, seconds: float, strategy: str, latency:
     except RuntimeError:
         procs[first].kill()
         raise
-    for proc in procs.values():
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
     out = {}
-    for root, proc in procs.items():
-        line, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"paired_ab: the run in {root} failed (exit {proc.returncode})")
-        result = json.loads(line.strip().splitlines()[-1])
-        print(f"  {str(root):40s} {len(result['ns']):3d} runs  fastest {min(result['ns']):6.2f} ns/input  "
-              f"median {statistics.median(result['ns']):6.2f}   ({result['loop']})")
-        out[root] = result["ns"]
+    try:
+        for proc in procs.values():
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for root, proc in procs.items():
+            line, _ = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"paired_ab: the run in {root} failed (exit {proc.returncode})")
+            result = json.loads(line.strip().splitlines()[-1])
+            print(f"  {str(root):40s} {len(result['ns']):3d} runs  fastest {min(result['ns']):6.2f} ns/input  "
+                  f"median {statistics.median(result['ns']):6.2f}   ({result['loop']})")
+            out[root] = result["ns"]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()  # its partner failed: its figures alone compare nothing
+                proc.wait()
     return out
 
 
